@@ -27,6 +27,9 @@ function(atp_test name)
   if(NOT T_DIR)
     set(T_DIR "${CMAKE_CURRENT_SOURCE_DIR}/tests")
   endif()
+  if(ATP_FUZZ)
+    return()  # the fuzz build runs only the fuzz smoke
+  endif()
   if(NOT T_SOURCES)
     set(T_SOURCES "${T_DIR}/test_${name}.c")
   endif()
@@ -74,6 +77,14 @@ function(atp_fuzz name)
     add_executable(fuzz_${name} ${src})
     target_link_libraries(fuzz_${name} PRIVATE ${F_LIBS})
     target_link_options(fuzz_${name} PRIVATE -fsanitize=fuzzer)
+    # Bounded smoke under ctest: new inputs go to a scratch folder, the seed corpus is read-only.
+    set(work "${CMAKE_BINARY_DIR}/fuzz-work/${name}")
+    file(MAKE_DIRECTORY "${work}")
+    add_test(NAME fuzz_smoke_${name}
+      COMMAND fuzz_${name} -max_total_time=${ATP_FUZZ_SECONDS} -timeout=10 -rss_limit_mb=2048
+              -print_final_stats=1 "${work}" "${corpus}")
+    set_tests_properties(fuzz_smoke_${name} PROPERTIES LABELS fuzz-smoke
+      TIMEOUT 600 RUN_SERIAL FALSE)
   else()
     add_executable(fuzz_${name} ${src} "${CMAKE_SOURCE_DIR}/common/fuzz/replay_main.c")
     target_link_libraries(fuzz_${name} PRIVATE ${F_LIBS})

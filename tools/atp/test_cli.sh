@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# test_cli.sh ATP: the atp tool end to end: exit statuses, outputs byte for byte, reasons on
+# stderr. Expected values come from ../shared (spec worked examples and interop vectors).
+set -u
+atp=$1
+shared=${ATP_SHARED_DIR:-$(dirname "$0")/../../../shared}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+bad() { fail=$((fail + 1)); echo "not ok - $1"; }
+# check NAME EXPECTED ACTUAL
+check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi; }
+# status NAME EXPECTED_STATUS COMMAND...
+status() {
+  local name=$1 want=$2
+  shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  if [ "$got" = "$want" ]; then ok "$name"; else bad "$name: exit $got, wanted $want ($(cat "$tmp/err"))"; fi
+}
+
+# syntax
+status "syntax handle valid" 0 "$atp" syntax handle alice.example.com XX.LCS.MIT.EDU
+status "syntax handle invalid" 1 "$atp" syntax handle alice.example.com -bad.example.com
+grep -q "invalid handle" "$tmp/err" && ok "syntax reason on stderr" || bad "syntax reason on stderr"
+status "syntax did" 0 "$atp" syntax did did:plc:z72i7hdynmk6r22z27h6tvur did:web:example.com
+status "syntax did invalid" 1 "$atp" syntax did DID:plc:abc
+status "syntax nsid" 0 "$atp" syntax nsid app.bsky.feed.post
+status "syntax tid" 0 "$atp" syntax tid 3jzfcijpj2z2a
+status "syntax tid invalid" 1 "$atp" syntax tid 3jzfcijpj2z2
+status "syntax rkey" 0 "$atp" syntax rkey self
+status "syntax aturi" 0 "$atp" syntax aturi at://did:plc:abc/app.bsky.feed.post/3jzfcijpj2z2a
+status "syntax datetime" 0 "$atp" syntax datetime 1985-04-12T23:20:50.123Z
+status "syntax datetime impossible" 1 "$atp" syntax datetime 1985-13-12T23:20:50.123Z
+status "syntax language" 0 "$atp" syntax language pt-BR
+status "syntax cid" 0 "$atp" syntax cid bafyreidykglsfhoixmivffc5uwhcgshx4j465xwqntbmu43nb2dzqwfvae
+status "syntax unknown kind" 2 "$atp" syntax color red
+
+# cbor and cid: the spec's worked example {"hello":"world"}
+printf '{"hello":"world"}' | "$atp" cbor from-json >"$tmp/hw.cbor"
+check "cbor from-json bytes" "a16568656c6c6f65776f726c64" "$(od -An -v -tx1 "$tmp/hw.cbor" | tr -d ' \n')"
+check "cid of cbor" "bafyreidykglsfhoixmivffc5uwhcgshx4j465xwqntbmu43nb2dzqwfvae" "$("$atp" cid <"$tmp/hw.cbor")"
+check "cbor to-json compact" '{"hello":"world"}' "$("$atp" cbor to-json --compact <"$tmp/hw.cbor")"
+check "cid --raw" "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e" \
+  "$(printf 'hello world' | "$atp" cid --raw)"
+printf '{"b":1,"a":{"$link":"bafyreidykglsfhoixmivffc5uwhcgshx4j465xwqntbmu43nb2dzqwfvae"},"c":{"$bytes":"aGk"}}' |
+  "$atp" cbor from-json | "$atp" cbor to-json --compact >"$tmp/rt.json"
+check "json round trip (links, bytes, key order)" \
+  '{"a":{"$link":"bafyreidykglsfhoixmivffc5uwhcgshx4j465xwqntbmu43nb2dzqwfvae"},"b":1,"c":{"$bytes":"aGk"}}' \
+  "$(cat "$tmp/rt.json")"
+printf '{"a":1.5}' >"$tmp/float.json"
+status "cbor from-json rejects floats" 1 sh -c "\"$atp\" cbor from-json <\"$tmp/float.json\""
+printf '\xa2\x61\x62\x01\x61\x61\x02' >"$tmp/unsorted.cbor"
+status "cbor to-json rejects unsorted keys" 1 sh -c "\"$atp\" cbor to-json <\"$tmp/unsorted.cbor\""
+status "cid rejects non-cbor" 1 sh -c "printf 'hello' | \"$atp\" cid"
+status "cbor from-json --data rejects non-object" 1 sh -c "printf '[1]' | \"$atp\" cbor from-json --data"
+
+# keys: W3C did:key vectors, generate, sign, verify
+priv=$(node -e 'const v=require(process.argv[1]);console.log(v[0].privateKeyBytesHex)' "$shared/interop/crypto/w3c_didkey_K256.json")
+want=$(node -e 'const v=require(process.argv[1]);console.log(v[0].publicDidKey)' "$shared/interop/crypto/w3c_didkey_K256.json")
+check "key pub k256 (w3c vector)" "$want" "$("$atp" key pub "$priv" --curve k256)"
+for curve in k256 p256; do
+  "$atp" key gen --curve $curve >"$tmp/key"
+  p=$(sed -n 's/^private: //p' "$tmp/key")
+  d=$(sed -n 's/^did: //p' "$tmp/key")
+  check "key gen $curve: pub matches" "$d" "$("$atp" key pub "$p" --curve $curve)"
+  sig=$(printf 'message' | "$atp" key sign "$p" --curve $curve)
+  status "key verify $curve" 0 sh -c "printf 'message' | \"$atp\" key verify \"$d\" \"$sig\""
+  status "key verify $curve tampered" 1 sh -c "printf 'messagE' | \"$atp\" key verify \"$d\" \"$sig\""
+done
+status "key pub bad hex" 1 "$atp" key pub zz --curve k256
+
+# car: the atproto monorepo fixture
+node -e 'const f=require(process.argv[1])[0];process.stdout.write(Buffer.from(f.car,"base64"))' \
+  "$shared/atproto-fixtures/repo/car-file-fixtures.json" >"$tmp/fixture.car"
+root=$(node -e 'console.log(require(process.argv[1])[0].root)' "$shared/atproto-fixtures/repo/car-file-fixtures.json")
+nblocks=$(node -e 'console.log(require(process.argv[1])[0].blocks.length)' "$shared/atproto-fixtures/repo/car-file-fixtures.json")
+status "car verify fixture" 0 "$atp" car verify "$tmp/fixture.car"
+"$atp" car ls "$tmp/fixture.car" >"$tmp/ls"
+grep -q "^root $root" "$tmp/ls" && ok "car ls root" || bad "car ls root: $(head -2 "$tmp/ls")"
+check "car ls block count" "$nblocks" "$(grep -c '^block ' "$tmp/ls")"
+cp "$tmp/fixture.car" "$tmp/flipped.car"
+printf '\xff' | dd of="$tmp/flipped.car" bs=1 seek=200 conv=notrunc 2>/dev/null
+status "car verify rejects a flipped byte" 1 "$atp" car verify "$tmp/flipped.car"
+head -c 600 "$tmp/fixture.car" >"$tmp/trunc.car"
+status "car verify rejects truncation" 1 "$atp" car verify "$tmp/trunc.car"
+
+# tid
+t1=$("$atp" tid)
+t2=$("$atp" tid)
+status "tid is valid" 0 "$atp" syntax tid "$t1"
+[ "$t1" \< "$t2" ] && ok "tids increase" || bad "tids increase: $t1 then $t2"
+
+# usage
+status "no args is usage" 2 "$atp"
+status "unknown command is usage" 2 "$atp" frobnicate
+
+echo "1..$((pass + fail))"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
