@@ -51,6 +51,9 @@ void atp_cid_compute(atp_cid *out, unsigned codec, atp_slice data);
 
 /* True if `data` hashes to `c` (sha2-256 CIDs only; false for any other hash). */
 bool atp_cid_matches(const atp_cid *c, atp_slice data);
+/* True if the multihash of `c` is sha2-256 with a 32-byte digest (v1 or v0), i.e. if
+ * atp_cid_matches can verify it. */
+bool atp_cid_is_sha256(const atp_cid *c);
 
 bool atp_cid_eq(const atp_cid *a, const atp_cid *b);
 /* Bytewise order of the binary forms. */

@@ -17,13 +17,26 @@ typedef enum atp_base {
     ATP_BASE16 = 'f',    /* lower-case hex */
 } atp_base;
 
+/* base58 is quadratic and only carries keys: decoding refuses more than ATP_BASE58_MAX_CHARS
+ * characters (ATP_ELIMIT) and encoding more than ATP_BASE58_MAX_BYTES bytes (sets the buffer's
+ * err to ATP_ELIMIT). Whatever decodes (at most 256 bytes: all '1') re-encodes; an encoding of
+ * more than 187 bytes may be longer than the decoder accepts. */
+#define ATP_BASE58_MAX_CHARS 256
+#define ATP_BASE58_MAX_BYTES 256
+
 /* Upper bound of the encoded length of `n` bytes (without multibase prefix). */
 size_t atp_base_encoded_max(atp_base base, size_t n);
 /* Upper bound of the decoded length of `n` characters. */
 size_t atp_base_decoded_max(atp_base base, size_t n);
 
-/* Appends the encoding of `in` (no prefix). */
+/* Appends the encoding of `in` (no prefix). Unknown base: out->err = ATP_EINVAL; base58 input
+ * over ATP_BASE58_MAX_BYTES: out->err = ATP_ELIMIT. */
 void atp_base_encode(atp_buf *out, atp_base base, atp_slice in);
+
+/* Writes the encoding of `in` (no prefix, no NUL) into dst[0..cap) without allocating; returns
+ * its length. Returns 0 (nothing written) if cap < atp_base_encoded_max(base, in.len), the base
+ * is unknown, base58 input is over ATP_BASE58_MAX_BYTES, or `in` is empty. */
+size_t atp_base_encode_to(atp_base base, atp_slice in, uint8_t *dst, size_t cap);
 
 /* Decodes `in` (no prefix) into dst[0..cap), writing the length to *len.
  * base64/base64url: padding '=' accepted on input only at the end and only in the right
