@@ -92,6 +92,11 @@ ATP_NODISCARD int atp_cbor_get_cid(const atp_cbor *v, atp_cid *out);
 /* Canonical key order: shorter first, then bytewise. */
 int atp_cbor_key_cmp(atp_slice a, atp_slice b);
 
+/* True if `s` is valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF, no truncated
+ * sequence). The rule the decoder and encoder apply to every string and key; exported for the
+ * JSON layer, whose parser does not check. */
+bool atp_cbor_is_utf8(atp_slice s);
+
 /* ---- building trees (all nodes from the arena) ---- */
 
 atp_cbor *atp_cbor_new_null(atp_arena *a);
