@@ -2,14 +2,22 @@
 # the modules below it, and each has its own test binary, so an upward dependency fails to link.
 
 # atp_module(NAME SOURCES src... [DEPS mod...] [LIBS lib...])
-# Skipped (with a note) while its first source file does not exist yet.
+# Skipped (with a note) while any of its source files does not exist yet, or a module it
+# depends on was skipped.
 function(atp_module name)
   cmake_parse_arguments(M "" "" "SOURCES;DEPS;LIBS" ${ARGN})
-  list(GET M_SOURCES 0 first)
-  if(NOT EXISTS "${CMAKE_CURRENT_SOURCE_DIR}/${first}")
-    message(STATUS "atp: module ${name} not present yet")
-    return()
-  endif()
+  foreach(src IN LISTS M_SOURCES)
+    if(NOT EXISTS "${CMAKE_CURRENT_SOURCE_DIR}/${src}")
+      message(STATUS "atp: module ${name} not present yet (${src})")
+      return()
+    endif()
+  endforeach()
+  foreach(d IN LISTS M_DEPS)
+    if(NOT TARGET atp_${d})
+      message(STATUS "atp: module ${name} waits for ${d}")
+      return()
+    endif()
+  endforeach()
   add_library(atp_${name} STATIC ${M_SOURCES})
   target_include_directories(atp_${name} PUBLIC "${CMAKE_SOURCE_DIR}/common/include")
   set(deps "")
