@@ -150,7 +150,7 @@ void atp_ws_encode_close(atp_buf *out, uint16_t code, atp_slice reason)
     uint8_t p[ATP_WS_CONTROL_MAX];
     size_t n = reason.len;
     if (code == 0) {
-        atp_ws_encode(out, ATP_WS_CLOSE, true, atp_slice_make(p, 0));
+        atp_ws_encode(out, ATP_WS_CLOSE, true, atp_slice_make(NULL, 0));
         return;
     }
     if (n > ATP_WS_CONTROL_MAX - 2) {
