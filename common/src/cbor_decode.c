@@ -199,10 +199,29 @@ static int decode_span(dec *d, const uint8_t *at, uint64_t len, atp_slice *out)
     return 0;
 }
 
+/* True if every byte is ASCII. Keys and most values are short ASCII: OR-ing the bytes together
+ * with no early exit is branch-free and avoids the DFA call, which profiles showed to be half of
+ * decode time when taken for every string. */
+static inline bool all_ascii(atp_slice s)
+{
+    uint64_t acc = 0;
+    size_t i = 0;
+    uint8_t tail = 0;
+    for (; i + 8 <= s.len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s.ptr + i, 8);
+        acc |= w;
+    }
+    for (; i < s.len; i++) {
+        tail |= s.ptr[i];
+    }
+    return ((acc & 0x8080808080808080ull) | (tail & 0x80u)) == 0;
+}
+
 static int decode_text(dec *d, const uint8_t *at, uint64_t len, atp_slice *out)
 {
     int rc = decode_span(d, at, len, out);
-    if (rc == 0 && !atp_cbor_is_utf8(*out)) {
+    if (rc == 0 && !all_ascii(*out) && !atp_cbor_is_utf8(*out)) {
         return fail(d, ATP_EINVAL, at, "invalid UTF-8 in text string");
     }
     return rc;

@@ -233,7 +233,7 @@ static int check_data_map(conv *c, const atp_cbor *m)
 
 static int conv_member(conv *c, const cJSON *m, atp_cbor_pair *p, uint32_t depth)
 {
-    atp_slice k;
+    atp_slice k = {NULL, 0};
     int rc = get_text(c, m->string, c->lim->max_key, "object key", &k);
     if (rc) {
         return rc;
