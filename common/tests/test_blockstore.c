@@ -1,0 +1,211 @@
+/* test_blockstore.c: the in-memory block store: get/has/put round trips, borrowed slices that
+ * stay put, first rev wins, all-or-nothing batches, each_since order and filtering, removal
+ * (including probe chains across removals), CIDs that differ only early on. */
+#include "atp/blockstore.h"
+#include "t.h"
+
+static atp_cid cid_of(const char *s)
+{
+    atp_cid c;
+    atp_cid_compute(&c, ATP_CODEC_RAW, atp_slice_str(s));
+    return c;
+}
+
+static void test_put_get_has(void)
+{
+    atp_blockstore *bs = atp_blockstore_mem_create();
+    atp_cid a = cid_of("alpha"), b = cid_of("beta");
+    atp_slice got = {NULL, 0};
+    bool has = true;
+    atp_err err;
+    T_EQ(atp_blockstore_mem_count(bs), 0);
+    T_EQ(atp_blockstore_get(bs, &a, NULL, &got, &err), ATP_ENOTFOUND);
+    T_OK(atp_blockstore_has(bs, &a, &has, &err));
+    T_FALSE(has);
+    T_OK(atp_blockstore_put(bs, &a, atp_slice_str("alpha"), ATP_SLICE_LIT("3kaaaaaaaaaa2"), &err));
+    T_OK(atp_blockstore_has(bs, &a, &has, &err));
+    T_TRUE(has);
+    T_OK(atp_blockstore_has(bs, &b, &has, &err));
+    T_FALSE(has);
+    T_OK(atp_blockstore_get(bs, &a, NULL, &got, &err));
+    T_MEMEQ(got.ptr, got.len, "alpha", 5);
+    const uint8_t *first = got.ptr;
+    /* More blocks force the table to grow: the block's bytes must not move. */
+    for (int i = 0; i < 1000; i++) {
+        char s[32];
+        snprintf(s, sizeof s, "block %d", i);
+        atp_cid c = cid_of(s);
+        T_OK(atp_blockstore_put(bs, &c, atp_slice_str(s), ATP_SLICE_LIT(""), &err));
+    }
+    T_OK(atp_blockstore_get(bs, &a, NULL, &got, &err));
+    T_TRUE(got.ptr == first);
+    T_EQ(atp_blockstore_mem_count(bs), 1001);
+    /* An empty block is a valid block. */
+    atp_cid e = cid_of("");
+    T_OK(atp_blockstore_put(bs, &e, atp_slice_make(NULL, 0), ATP_SLICE_LIT(""), &err));
+    T_OK(atp_blockstore_get(bs, &e, NULL, &got, &err));
+    T_EQ(got.len, 0);
+    atp_blockstore_destroy(bs);
+    atp_blockstore_destroy(NULL);
+}
+
+static void test_duplicates_and_batches(void)
+{
+    atp_blockstore *bs = atp_blockstore_mem_create();
+    atp_cid a = cid_of("a"), b = cid_of("bb");
+    atp_err err;
+    T_OK(atp_blockstore_put(bs, &a, atp_slice_str("a"), ATP_SLICE_LIT("r1"), &err));
+    T_OK(atp_blockstore_put(bs, &a, atp_slice_str("a"), ATP_SLICE_LIT("r9"), &err));
+    T_EQ(atp_blockstore_mem_count(bs), 1);
+    T_EQ(atp_blockstore_mem_bytes(bs), 1);
+    /* A bad CID anywhere in a batch rejects the whole batch. */
+    atp_block batch[3] = {{b, atp_slice_str("bb")}, {a, atp_slice_str("a")}, {{0, {0}}, {NULL, 0}}};
+    T_EQ(atp_blockstore_put_batch(bs, batch, 3, ATP_SLICE_LIT("r2"), &err), ATP_EINVAL);
+    T_EQ(atp_blockstore_mem_count(bs), 1);
+    batch[2].cid.len = ATP_CID_MAX + 1;
+    T_EQ(atp_blockstore_put_batch(bs, batch, 3, ATP_SLICE_LIT("r2"), &err), ATP_EINVAL);
+    char longrev[300];
+    memset(longrev, 'x', sizeof longrev);
+    T_EQ(atp_blockstore_put_batch(bs, batch, 2, atp_slice_make(longrev, 256), &err), ATP_EINVAL);
+    T_EQ(atp_blockstore_mem_count(bs), 1);
+    T_OK(atp_blockstore_put_batch(bs, batch, 2, atp_slice_make(longrev, 255), &err));
+    T_EQ(atp_blockstore_mem_count(bs), 2);
+    T_EQ(atp_blockstore_mem_bytes(bs), 3);
+    atp_blockstore_destroy(bs);
+}
+
+typedef struct seen {
+    char names[16][16];
+    int n;
+    int stop_at;
+} seen;
+
+static int record(void *ctx, const atp_cid *cid, atp_slice data)
+{
+    seen *s = ctx;
+    T_TRUE(atp_cid_matches(cid, data));
+    if (s->n < 16) {
+        snprintf(s->names[s->n], sizeof s->names[0], "%.*s", (int)data.len, (const char *)data.ptr);
+    }
+    s->n++;
+    return s->n == s->stop_at ? 42 : 0;
+}
+
+static void test_each_since(void)
+{
+    atp_blockstore *bs = atp_blockstore_mem_create();
+    atp_err err;
+    const char *names[] = {"b0", "b1", "b2", "b3", "b4"};
+    const char *revs[] = {"", "3kaaaaaaaaaa2", "3kaaaaaaaaab2", "3kaaaaaaaaab2", "3kaaaaaaaaac2"};
+    for (int i = 0; i < 5; i++) {
+        atp_cid c = cid_of(names[i]);
+        T_OK(atp_blockstore_put(bs, &c, atp_slice_str(names[i]), atp_slice_str(revs[i]), &err));
+    }
+    /* Re-putting b1 with a later rev changes nothing. */
+    atp_cid c1 = cid_of("b1");
+    T_OK(atp_blockstore_put(bs, &c1, atp_slice_str("b1"), ATP_SLICE_LIT("3kaaaaaaaaaz2"), &err));
+    seen s = {.stop_at = -1};
+    T_OK(atp_blockstore_each_since(bs, ATP_SLICE_LIT(""), record, &s, &err));
+    T_EQ(s.n, 4); /* the rev-less block is not "since" anything */
+    T_STREQ(s.names[0], "b1");
+    T_STREQ(s.names[3], "b4");
+    memset(&s, 0, sizeof s);
+    s.stop_at = -1;
+    T_OK(atp_blockstore_each_since(bs, ATP_SLICE_LIT("3kaaaaaaaaaa2"), record, &s, &err));
+    T_EQ(s.n, 3);
+    T_STREQ(s.names[0], "b2");
+    T_STREQ(s.names[1], "b3");
+    T_STREQ(s.names[2], "b4");
+    memset(&s, 0, sizeof s);
+    s.stop_at = -1;
+    T_OK(atp_blockstore_each_since(bs, ATP_SLICE_LIT("3kaaaaaaaaac2"), record, &s, &err));
+    T_EQ(s.n, 0);
+    memset(&s, 0, sizeof s);
+    s.stop_at = 2;
+    T_EQ(atp_blockstore_each_since(bs, ATP_SLICE_LIT(""), record, &s, &err), 42);
+    T_EQ(s.n, 2);
+    atp_blockstore_destroy(bs);
+}
+
+static void test_remove(void)
+{
+    atp_blockstore *bs = atp_blockstore_mem_create();
+    atp_err err;
+    enum { N = 5000 };
+    static atp_cid cids[N];
+    size_t bytes = 0;
+    for (int i = 0; i < N; i++) {
+        char s[32];
+        int len = snprintf(s, sizeof s, "blk-%d", i);
+        cids[i] = cid_of(s);
+        bytes += (size_t)len;
+        T_OK(atp_blockstore_put(bs, &cids[i], atp_slice_str(s), ATP_SLICE_LIT("r"), &err));
+    }
+    /* Remove every other one in one batch, plus an absent CID and an invalid one. */
+    static atp_cid gone[N / 2 + 2];
+    size_t ng = 0, removed_bytes = 0;
+    for (int i = 0; i < N; i += 2) {
+        gone[ng++] = cids[i];
+        char s[32];
+        removed_bytes += (size_t)snprintf(s, sizeof s, "blk-%d", i);
+    }
+    gone[ng++] = cid_of("never stored");
+    gone[ng++] = (atp_cid){0, {0}};
+    T_OK(atp_blockstore_remove_batch(bs, gone, ng, &err));
+    T_EQ(atp_blockstore_mem_count(bs), N / 2);
+    T_EQ(atp_blockstore_mem_bytes(bs), bytes - removed_bytes);
+    int wrong = 0;
+    for (int i = 0; i < N; i++) {
+        bool has;
+        T_OK(atp_blockstore_has(bs, &cids[i], &has, &err));
+        wrong += has != (i % 2 == 1);
+    }
+    T_EQ(wrong, 0);
+    seen s = {.stop_at = -1};
+    T_OK(atp_blockstore_each_since(bs, ATP_SLICE_LIT(""), record, &s, &err));
+    T_EQ(s.n, N / 2);
+    T_STREQ(s.names[0], "blk-1");
+    /* Removing all and re-adding works. */
+    T_OK(atp_blockstore_remove_batch(bs, cids, N, &err));
+    T_EQ(atp_blockstore_mem_count(bs), 0);
+    T_EQ(atp_blockstore_mem_bytes(bs), 0);
+    T_OK(atp_blockstore_put(bs, &cids[7], atp_slice_str("blk-7"), ATP_SLICE_LIT("r"), &err));
+    atp_slice got;
+    T_OK(atp_blockstore_get(bs, &cids[7], NULL, &got, &err));
+    T_MEMEQ(got.ptr, got.len, "blk-7", 5);
+    atp_blockstore_destroy(bs);
+}
+
+/* CIDs with identical tails (same digest end) but different starts are distinct keys. */
+static void test_similar_cids(void)
+{
+    atp_blockstore *bs = atp_blockstore_mem_create();
+    atp_err err;
+    atp_cid a = cid_of("x"), b = a, c = a;
+    b.bytes[1] = ATP_CODEC_DAG_CBOR;
+    c.len = (uint8_t)(a.len - 1);
+    T_OK(atp_blockstore_put(bs, &a, atp_slice_str("A"), ATP_SLICE_LIT(""), &err));
+    T_OK(atp_blockstore_put(bs, &b, atp_slice_str("B"), ATP_SLICE_LIT(""), &err));
+    T_OK(atp_blockstore_put(bs, &c, atp_slice_str("C"), ATP_SLICE_LIT(""), &err));
+    T_EQ(atp_blockstore_mem_count(bs), 3);
+    atp_slice got;
+    T_OK(atp_blockstore_get(bs, &b, NULL, &got, &err));
+    T_MEMEQ(got.ptr, got.len, "B", 1);
+    T_OK(atp_blockstore_get(bs, &c, NULL, &got, &err));
+    T_MEMEQ(got.ptr, got.len, "C", 1);
+    T_OK(atp_blockstore_remove_batch(bs, &b, 1, &err));
+    T_OK(atp_blockstore_get(bs, &a, NULL, &got, &err));
+    T_MEMEQ(got.ptr, got.len, "A", 1);
+    T_EQ(atp_blockstore_get(bs, &b, NULL, &got, &err), ATP_ENOTFOUND);
+    atp_blockstore_destroy(bs);
+}
+
+int main(void)
+{
+    T_RUN(test_put_get_has);
+    T_RUN(test_duplicates_and_batches);
+    T_RUN(test_each_since);
+    T_RUN(test_remove);
+    T_RUN(test_similar_cids);
+    return t_done();
+}
