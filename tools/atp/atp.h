@@ -28,5 +28,7 @@ int atp_cmd_cid(int argc, char **argv);
 int atp_cmd_car(int argc, char **argv);
 int atp_cmd_key(int argc, char **argv);
 int atp_cmd_tid(int argc, char **argv);
+int atp_cmd_repo(int argc, char **argv);
+int atp_cmd_mst(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ static const char usage_text[] =
     "  car ls|verify FILE          list roots and blocks, or check every block's hash\n"
     "  key gen|pub|sign|verify     keys, did:key, signatures (k256 and p256)\n"
     "  tid                         a fresh TID\n"
+    "  repo create|ls|get|verify|diff  build, list, read, verify, compare repo CARs\n"
+    "  mst height KEY              the MST layer of a key\n"
     "exit status: 0 ok, 1 invalid input (reason on stderr), 2 usage\n";
 
 int atp_tool_usage(const char *text)
@@ -98,6 +100,7 @@ static const struct {
 } commands[] = {
     {"syntax", atp_cmd_syntax}, {"cbor", atp_cmd_cbor}, {"cid", atp_cmd_cid},
     {"car", atp_cmd_car},       {"key", atp_cmd_key},   {"tid", atp_cmd_tid},
+    {"repo", atp_cmd_repo},     {"mst", atp_cmd_mst},
 };
 
 int main(int argc, char **argv)

@@ -98,6 +98,66 @@ status "tid is valid" 0 "$atp" syntax tid "$t1"
 status "no args is usage" 2 "$atp"
 status "unknown command is usage" 2 "$atp" frobnicate
 
+# repo and mst: the spec's example repo (repository.md §3-§4), built, listed, read, verified
+if "$atp" --help 2>&1 | grep -q "repo create"; then
+  rk=780437017d08a32d28137c55e1e1a34e90c8908034bf4e9bafb764c15d0232f6
+  rdk=did:key:zQ3shaDj7MuzSufG8b7CAneUK5fFV468n4SyFKbFeFvfYNbQm
+  rdid=did:plc:pt7yvrqanufronpndk4qjuiz
+  rpath=app.bsky.feed.post/3kznmn7xqxl22
+  rrec='{"text":"hello world","$type":"app.bsky.feed.post","createdAt":"2024-01-01T00:00:00.000Z"}'
+  printf '{"path":"%s","record":%s}\n' "$rpath" "$rrec" >"$tmp/one.jsonl"
+  status "repo create" 0 sh -c "\"$atp\" repo create --key $rk --did $rdid <\"$tmp/one.jsonl\" >\"$tmp/one.car\""
+  check "repo create: CAR size as the spec's" 532 "$(wc -c <"$tmp/one.car" | tr -d ' ')"
+  "$atp" car ls "$tmp/one.car" >"$tmp/ls"
+  grep -q "^block bafyreiggyd62cjzuwkul6lrjzkn3rcyzvuiny5nm2uuz5kwjx76cudaub4 93$" "$tmp/ls" &&
+    ok "repo create: the spec's MST root" || bad "repo create: the spec's MST root: $(cat "$tmp/ls")"
+  check "repo ls" "$rpath bafyreieawtmh7hwfrqpamqkodza5r62bbfhsepe2iyustgxhgbhi6b2lfi" \
+    "$("$atp" repo ls "$tmp/one.car")"
+  check "repo get" "$rrec" "$("$atp" repo get "$tmp/one.car" "$rpath")"
+  status "repo get absent" 1 "$atp" repo get "$tmp/one.car" app.bsky.feed.post/nope
+  status "repo verify" 0 "$atp" repo verify "$tmp/one.car" --didkey "$rdk" --did "$rdid"
+  grep -q "valid: $rdid rev" "$tmp/err" && ok "repo verify summary" || bad "repo verify summary: $(cat "$tmp/err")"
+  other=$("$atp" key gen --curve k256 | sed -n 's/^did: //p')
+  status "repo verify other key" 1 "$atp" repo verify "$tmp/one.car" --didkey "$other"
+  grep -q "signature" "$tmp/err" && ok "repo verify reason" || bad "repo verify reason: $(cat "$tmp/err")"
+  status "repo verify other did" 1 "$atp" repo verify "$tmp/one.car" --didkey "$rdk" --did did:plc:other
+  cp "$tmp/one.car" "$tmp/flip.car"
+  printf '\x00' | dd of="$tmp/flip.car" bs=1 seek=500 conv=notrunc 2>/dev/null
+  status "repo verify flipped byte" 1 "$atp" repo verify "$tmp/flip.car" --didkey "$rdk"
+  head -c 400 "$tmp/one.car" >"$tmp/cut.car"
+  status "repo ls truncated" 1 "$atp" repo ls "$tmp/cut.car"
+  { printf '{"path":"%s","record":{"$type":"app.bsky.feed.post","text":"changed"}}\n' "$rpath"
+    printf '{"path":"app.bsky.feed.like/3kznmn7xqxm22","record":{"$type":"app.bsky.feed.like"}}\n'
+  } >"$tmp/two.jsonl"
+  "$atp" repo create --key $rk --did $rdid <"$tmp/two.jsonl" >"$tmp/two.car"
+  "$atp" repo diff "$tmp/one.car" "$tmp/two.car" >"$tmp/diff"
+  check "repo diff lines" 2 "$(wc -l <"$tmp/diff" | tr -d ' ')"
+  grep -q "^create app.bsky.feed.like/3kznmn7xqxm22 bafyrei" "$tmp/diff" && grep -q "^update $rpath bafyrei" "$tmp/diff" &&
+    ok "repo diff ops" || bad "repo diff ops: $(cat "$tmp/diff")"
+  check "repo diff back: delete" "delete app.bsky.feed.like/3kznmn7xqxm22 $("$atp" repo ls "$tmp/two.car" | sed -n 's/^app.bsky.feed.like[^ ]* //p')" \
+    "$("$atp" repo diff "$tmp/two.car" "$tmp/one.car" | grep '^delete')"
+  check "repo diff same" "" "$("$atp" repo diff "$tmp/one.car" "$tmp/one.car")"
+  printf '{"path":"not-a-path","record":{"$type":"x.y.z"}}\n' >"$tmp/bad.jsonl"
+  status "repo create bad path" 1 sh -c "\"$atp\" repo create --key $rk --did $rdid <\"$tmp/bad.jsonl\""
+  status "repo create bad did" 1 sh -c "\"$atp\" repo create --key $rk --did nope <\"$tmp/one.jsonl\""
+  pk=$("$atp" key gen --curve p256)
+  status "repo create p256" 0 sh -c "\"$atp\" repo create --key $(echo "$pk" | sed -n 's/^private: //p') --curve p256 --did $rdid <\"$tmp/two.jsonl\" >\"$tmp/p.car\""
+  status "repo verify p256" 0 "$atp" repo verify "$tmp/p.car" --didkey "$(echo "$pk" | sed -n 's/^did: //p')"
+  status "repo empty" 0 sh -c "\"$atp\" repo create --key $rk --did $rdid </dev/null >\"$tmp/e.car\""
+  check "repo ls empty" "" "$("$atp" repo ls "$tmp/e.car")"
+  status "repo usage" 2 "$atp" repo
+  # mst height: the interop key heights
+  node -e 'for (const c of require(process.argv[1])) console.log(c.height + " " + c.key)' \
+    "$shared/interop/mst/key_heights.json" >"$tmp/heights"
+  hbad=0; hn=0
+  while read -r h key; do
+    hn=$((hn + 1))
+    [ "$("$atp" mst height "$key")" = "$h" ] || hbad=$((hbad + 1))
+  done <"$tmp/heights"
+  [ "$hn" -gt 0 ] && [ "$hbad" = 0 ] && ok "mst height ($hn vectors)" || bad "mst height: $hbad of $hn wrong"
+  check "mst height spec example" 8 "$("$atp" mst height app.bsky.feed.post/9adeb165882c)"
+fi
+
 echo "1..$((pass + fail))"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
