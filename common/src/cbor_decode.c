@@ -71,20 +71,53 @@ static const uint64_t u8_row[256] = {
     R8(0), R2(0), 0,                                     /* F5..FF */
 };
 
-/* Number of ASCII bytes at the start of the 8-byte word at p (8 if all are). */
-static inline size_t ascii_prefix8(const uint8_t *p)
+/* True if the 8-byte word at p is all ASCII. */
+static inline bool ascii8(const uint8_t *p)
 {
     uint64_t w;
     memcpy(&w, p, 8);
-    w &= 0x8080808080808080ull;
-    if (w == 0) {
-        return 8;
+    return (w & 0x8080808080808080ull) == 0;
+}
+
+/* One DFA step. The state is kept unmasked: only its low 6 bits are a state, and shifting by
+ * (st & 63) compiles to a bare shift on x86-64 and AArch64, which mask the count themselves, so
+ * the loop-carried chain is a single shift per byte. */
+#define U8_STEP(st, byte) ((st) = u8_row[(byte)] >> ((st) & 63))
+
+static inline bool u8_run(const uint8_t *p, const uint8_t *end, uint64_t st)
+{
+    while (p < end) {
+        U8_STEP(st, *p++);
     }
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return (size_t)__builtin_ctzll(w) >> 3;
-#else
-    return 0;
-#endif
+    return (st & 63) == U8_ACCEPT;
+}
+
+/* Validates [p, end), which starts on a character boundary. Mixed-script text switches between
+ * ASCII and multi-byte every few characters, so rather than branching on each switch the whole
+ * rest goes through the DFA; long enough runs are cut in two at a character boundary and the two
+ * halves run as independent chains, which the CPU overlaps. */
+static bool u8_rest(const uint8_t *p, const uint8_t *end)
+{
+    const uint8_t *mid, *q;
+    uint64_t a = U8_ACCEPT, b = U8_ACCEPT;
+    size_t n = (size_t)(end - p);
+    if (n < 32) {
+        return u8_run(p, end, U8_ACCEPT);
+    }
+    mid = p + n / 2;
+    /* A character has at most 3 continuation bytes: a 4th in a row is already invalid. */
+    for (int k = 0; k < 3 && (*mid & 0xc0) == 0x80; k++) {
+        mid++;
+    }
+    if ((*mid & 0xc0) == 0x80) {
+        return false;
+    }
+    q = mid;
+    while (p < mid && q < end) {
+        U8_STEP(a, *p++);
+        U8_STEP(b, *q++);
+    }
+    return u8_run(p, mid, a) && u8_run(q, end, b);
 }
 
 bool atp_cbor_is_utf8(atp_slice s)
@@ -94,29 +127,14 @@ bool atp_cbor_is_utf8(atp_slice s)
         return s.len == 0;
     }
     end = p + s.len;
-    while (p < end) {
-        /* Most atproto text is ASCII: skip it eight bytes at a time. */
-        if (end - p >= 8) {
-            size_t k = ascii_prefix8(p);
-            p += k;
-            if (k == 8) {
-                continue;
-            }
-        }
-        if (*p < 0x80) {
-            p++;
-            continue;
-        }
-        /* Non-ASCII text tends to come in runs: stay in the DFA while it does. */
-        uint64_t st = U8_ACCEPT;
-        do {
-            st = (u8_row[*p++] >> st) & 63;
-        } while (p < end && (st != U8_ACCEPT || *p >= 0x80));
-        if (st != U8_ACCEPT) {
-            return false;
-        }
+    /* Most atproto text is ASCII: skip it eight bytes at a time up to the first other byte. */
+    while (end - p >= 8 && ascii8(p)) {
+        p += 8;
     }
-    return true;
+    while (p < end && *p < 0x80) {
+        p++;
+    }
+    return p == end || u8_rest(p, end);
 }
 
 /* ---- heads ---- */
@@ -130,18 +148,12 @@ static uint64_t be_read(const uint8_t *p, size_t n)
     return v;
 }
 
-/* Reads the argument that follows an initial byte with additional info `info` (d->p is just
- * past the initial byte at `at`). Rejects indefinite lengths, reserved values and any argument
- * that a shorter head could have carried. */
-static int head_arg(dec *d, const uint8_t *at, unsigned info, uint64_t *arg)
+/* The slow half of head_arg: 1- to 8-byte arguments and the invalid additional infos. */
+static int head_arg_long(dec *d, const uint8_t *at, unsigned info, uint64_t *arg)
 {
     static const uint64_t min_for[4] = {24, 256, 65536, 0x100000000ull};
     size_t n;
     uint64_t v;
-    if (info < 24) {
-        *arg = info;
-        return 0;
-    }
     if (info == 31) {
         return fail(d, ATP_EINVAL, at, "indefinite length or break not allowed");
     }
@@ -159,6 +171,19 @@ static int head_arg(dec *d, const uint8_t *at, unsigned info, uint64_t *arg)
     d->p += n;
     *arg = v;
     return 0;
+}
+
+/* Reads the argument that follows an initial byte with additional info `info` (d->p is just
+ * past the initial byte at `at`). Rejects indefinite lengths, reserved values and any argument
+ * that a shorter head could have carried. Most heads carry their value in the initial byte, so
+ * that case is inlined into every caller. */
+static inline int head_arg(dec *d, const uint8_t *at, unsigned info, uint64_t *arg)
+{
+    if (info < 24) {
+        *arg = info;
+        return 0;
+    }
+    return head_arg_long(d, at, info, arg);
 }
 
 /* ---- items ---- */
@@ -201,27 +226,39 @@ static int decode_span(dec *d, const uint8_t *at, uint64_t len, atp_slice *out)
 
 /* True if every byte is ASCII. Keys and most values are short ASCII: OR-ing the bytes together
  * with no early exit is branch-free and avoids the DFA call, which profiles showed to be half of
- * decode time when taken for every string. */
-static inline bool all_ascii(atp_slice s)
+ * decode time when taken for every string. `limit` is the end of the readable input: a string
+ * of at most 8 bytes with 8 readable bytes at its start is checked with one masked word load. */
+static inline bool all_ascii(atp_slice s, const uint8_t *limit)
 {
-    uint64_t acc = 0;
-    size_t i = 0;
+    /* high[8 - len .. 15 - len] is a mask of 0x80 over the first len bytes of a word, in
+     * memory order, so this works whatever the byte order. */
+    static const uint8_t high[16] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80};
+    uint64_t acc = 0, w, m;
     uint8_t tail = 0;
-    for (; i + 8 <= s.len; i += 8) {
-        uint64_t w;
-        memcpy(&w, s.ptr + i, 8);
-        acc |= w;
+    if (s.len >= 8) {
+        /* Whole words, then the last 8 bytes (overlapping): no byte loop for the tail. */
+        for (size_t i = 0; i + 8 < s.len; i += 8) {
+            memcpy(&w, s.ptr + i, 8);
+            acc |= w;
+        }
+        memcpy(&w, s.ptr + s.len - 8, 8);
+        return ((acc | w) & 0x8080808080808080ull) == 0;
     }
-    for (; i < s.len; i++) {
+    if (limit - s.ptr >= 8) {
+        memcpy(&w, s.ptr, 8);
+        memcpy(&m, high + 8 - s.len, 8);
+        return (w & m) == 0;
+    }
+    for (size_t i = 0; i < s.len; i++) {
         tail |= s.ptr[i];
     }
-    return ((acc & 0x8080808080808080ull) | (tail & 0x80u)) == 0;
+    return (tail & 0x80u) == 0;
 }
 
 static int decode_text(dec *d, const uint8_t *at, uint64_t len, atp_slice *out)
 {
     int rc = decode_span(d, at, len, out);
-    if (rc == 0 && !all_ascii(*out) && !atp_cbor_is_utf8(*out)) {
+    if (rc == 0 && !all_ascii(*out, d->end) && !atp_cbor_is_utf8(*out)) {
         return fail(d, ATP_EINVAL, at, "invalid UTF-8 in text string");
     }
     return rc;
@@ -338,8 +375,9 @@ static int decode_key(dec *d, const atp_slice *prev, atp_slice *key)
         return fail(d, ATP_ELIMIT, at, "map key longer than max_key");
     }
     rc = rc ? rc : decode_text(d, at, len, key);
-    if (rc == 0 && prev) {
-        int c = atp_cbor_key_cmp(*prev, *key);
+    /* Canonical order is length first: bytes are compared only between keys of equal length. */
+    if (rc == 0 && prev && prev->len >= key->len) {
+        int c = prev->len > key->len ? 1 : memcmp(prev->ptr, key->ptr, key->len);
         if (c >= 0) {
             return fail(d, ATP_EINVAL, at, c == 0 ? "duplicate map key" : "map keys out of order");
         }

@@ -553,6 +553,125 @@ static void test_utf8_exhaustive(void)
     t_vectors("UTF-8 strings against the reference", (int)n);
 }
 
+/* Appends one random character (or, with `junk`, one random byte) at b[n]; returns the new n. */
+static size_t put_random_char(uint8_t *b, size_t n, uint64_t r, bool junk)
+{
+    static const uint32_t edges[] = {0x0, 0x7f, 0x80, 0x7ff, 0x800, 0xfff, 0x1000, 0xd7ff,
+                                     0xe000, 0xffff, 0x10000, 0x3ffff, 0x40000, 0x10ffff};
+    uint32_t c = (uint32_t)(r >> 8) & 0x1fffff;
+    if (junk) {
+        b[n] = (uint8_t)(r >> 40);
+        return n + 1;
+    }
+    switch (r & 7) {
+    case 0: case 1: case 2: c &= 0x7f; break;
+    case 3: c = 0x80 + c % 0x780; break;
+    case 4: c = 0x800 + c % 0xf800; break;
+    case 5: c = 0x10000 + c % 0x100000; break;
+    default: c = edges[(r >> 32) % (sizeof edges / sizeof edges[0])]; break;
+    }
+    if (c >= 0xd800 && c <= 0xdfff) {
+        c = 0xfffd;
+    }
+    if (c < 0x80) {
+        b[n++] = (uint8_t)c;
+    } else if (c < 0x800) {
+        b[n++] = (uint8_t)(0xc0 | c >> 6);
+        b[n++] = (uint8_t)(0x80 | (c & 0x3f));
+    } else if (c < 0x10000) {
+        b[n++] = (uint8_t)(0xe0 | c >> 12);
+        b[n++] = (uint8_t)(0x80 | (c >> 6 & 0x3f));
+        b[n++] = (uint8_t)(0x80 | (c & 0x3f));
+    } else {
+        b[n++] = (uint8_t)(0xf0 | c >> 18);
+        b[n++] = (uint8_t)(0x80 | (c >> 12 & 0x3f));
+        b[n++] = (uint8_t)(0x80 | (c >> 6 & 0x3f));
+        b[n++] = (uint8_t)(0x80 | (c & 0x3f));
+    }
+    return n;
+}
+
+static uint64_t rng_next(void)
+{
+    return rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+}
+
+/* Long mixed-script strings, valid and with rare junk bytes, against the reference: the
+ * validator splits runs of 32+ bytes into two chains at a character boundary, so lengths go
+ * well past that. Each string is also decoded as a text item that ends the input exactly, and
+ * inside an array followed by more bytes, so the short-string word loads see both cases. */
+static void test_utf8_long_mixed(void)
+{
+    uint8_t s[300], item[320];
+    long bad = 0, n = 0, valid = 0;
+    for (int i = 0; i < 200000; i++) {
+        size_t len = 0, want = (size_t)(rng_next() >> 33) % 260;
+        bool ok;
+        while (len < want) {
+            uint64_t r = rng_next();
+            len = put_random_char(s, len, r, (r >> 56) < 2);
+        }
+        ok = ref_utf8(s, len);
+        valid += ok;
+        bad += atp_cbor_is_utf8(atp_slice_make(s, len)) != ok;
+        {
+            /* [text, null], with the shortest head for the length. */
+            size_t hl = len < 24 ? 1 : len < 256 ? 2 : 3, tot = 1 + hl + len + 1;
+            item[0] = 0x82;
+            item[1] = (uint8_t)(len < 24 ? 0x60 | len : len < 256 ? 0x78 : 0x79);
+            item[2] = (uint8_t)(len < 256 ? len : len >> 8);
+            item[3] = (uint8_t)len;
+            memcpy(item + 1 + hl, s, len);
+            item[1 + hl + len] = 0xf6;
+            bad += (atp_cbor_validate(atp_slice_make(item, tot), NULL, NULL) == 0) != ok;
+            bad += (atp_cbor_validate(atp_slice_make(item + 1, tot - 2), NULL, NULL) == 0) != ok;
+        }
+        n++;
+    }
+    T_EQ(bad, 0);
+    T_TRUE(valid > n / 10 && valid < n - n / 10); /* both outcomes are well represented */
+    t_vectors("long mixed UTF-8 strings against the reference", (int)n);
+}
+
+/* Runs of continuation bytes across the middle of a long string, where the second chain starts:
+ * 1-3 after a lead byte are fine, a 4th is not, and a lone lead or a run with no lead is not. */
+static void test_utf8_split_point(void)
+{
+    uint8_t s[64];
+    for (size_t mid = 28; mid < 36; mid++) {
+        memset(s, 'a', sizeof s);
+        memcpy(s + mid, "\xf0\x9f\x98\x80", 4);
+        T_TRUE(atp_cbor_is_utf8(atp_slice_make(s, sizeof s)));
+        memcpy(s + mid, "\xf0\x9f\x98\x80\x80", 5);
+        T_FALSE(atp_cbor_is_utf8(atp_slice_make(s, sizeof s)));
+        memset(s, 'a', sizeof s);
+        memcpy(s + mid, "\x80\x80\x80\x80", 4);
+        T_FALSE(atp_cbor_is_utf8(atp_slice_make(s, sizeof s)));
+        memset(s, 'a', sizeof s);
+        memcpy(s + mid, "\xe2\x82", 2);
+        T_FALSE(atp_cbor_is_utf8(atp_slice_make(s, sizeof s)));
+    }
+    memset(s, 0xbf, sizeof s);
+    s[0] = 0xc3;
+    T_FALSE(atp_cbor_is_utf8(atp_slice_make(s, sizeof s)));
+}
+
+/* Short strings checked with one masked word load: the bytes after the string must not count. */
+static void test_short_text_window(void)
+{
+    VALID("85 6141 62c3a9 6141 6141 6141");     /* "A" with "é" in the 8 bytes after it */
+    VALID("83 a1 6161 f6 a1 6162 f6 62c3a9");  /* keys followed by non-ASCII */
+    VALID("62 c3a9");                            /* at the very end of the input */
+    INVALID("83 67 41414141414180 6141 6141", ATP_EINVAL);
+    INVALID("82 a1 6780414141414141 f6 6141", ATP_EINVAL);
+    INVALID("61 80", ATP_EINVAL);
+    /* Equal-length keys are compared bytewise, different lengths by length alone. */
+    VALID("a3 6162 f6 626161 f6 626162 f6");
+    INVALID("a3 6162 f6 626162 f6 626161 f6", ATP_EINVAL);
+    INVALID("a2 626161 f6 6162 f6", ATP_EINVAL);
+    INVALID("a2 60 f6 60 f6", ATP_EINVAL);
+}
+
 static void test_reject_trailing_truncated(void)
 {
     atp_cbor *v = NULL;
@@ -1068,6 +1187,9 @@ int main(void)
     T_RUN(test_reject_ints);
     T_RUN(test_reject_utf8);
     T_RUN(test_utf8_exhaustive);
+    T_RUN(test_utf8_long_mixed);
+    T_RUN(test_utf8_split_point);
+    T_RUN(test_short_text_window);
     T_RUN(test_reject_trailing_truncated);
     T_RUN(test_limits);
     T_RUN(test_prefix);
