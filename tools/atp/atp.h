@@ -30,5 +30,8 @@ int atp_cmd_key(int argc, char **argv);
 int atp_cmd_tid(int argc, char **argv);
 int atp_cmd_repo(int argc, char **argv);
 int atp_cmd_mst(int argc, char **argv);
+int atp_cmd_did(int argc, char **argv);    /* cmd_identity.c */
+int atp_cmd_handle(int argc, char **argv); /* cmd_identity.c */
+int atp_cmd_plc(int argc, char **argv);    /* cmd_identity.c */
 
 #endif

@@ -17,6 +17,9 @@ static const char usage_text[] =
     "  tid                         a fresh TID\n"
     "  repo create|ls|get|verify|diff  build, list, read, verify, compare repo CARs\n"
     "  mst height KEY              the MST layer of a key\n"
+    "  did resolve DID             the DID document (--plc URL, --local)\n"
+    "  handle resolve HANDLE       the verified DID of a handle (--local)\n"
+    "  plc genesis|verify-log      a signed genesis op and its DID; check an audit log\n"
     "exit status: 0 ok, 1 invalid input (reason on stderr), 2 usage\n";
 
 int atp_tool_usage(const char *text)
@@ -101,6 +104,7 @@ static const struct {
     {"syntax", atp_cmd_syntax}, {"cbor", atp_cmd_cbor}, {"cid", atp_cmd_cid},
     {"car", atp_cmd_car},       {"key", atp_cmd_key},   {"tid", atp_cmd_tid},
     {"repo", atp_cmd_repo},     {"mst", atp_cmd_mst},
+    {"did", atp_cmd_did},       {"handle", atp_cmd_handle}, {"plc", atp_cmd_plc},
 };
 
 int main(int argc, char **argv)
