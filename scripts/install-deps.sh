@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libevent-dev libsqlite3-dev libcjson-dev libssl-dev libwebsockets-dev
-  libcurl4-openssl-dev libsecp256k1-dev
+  libcurl4-openssl-dev libsecp256k1-dev unicode-data
   nodejs npm curl ca-certificates
 )
 
