@@ -236,14 +236,17 @@ static int get_link(const atp_cbor *v, const char *key, atp_cid *out, atp_err *e
 /* Reads the fields out of a decoded map whose shape (six pairs) was checked. */
 static int read_fields(const atp_cbor *m, atp_commit *c, atp_err *err)
 {
-    const atp_cbor *did, *rev, *sig, *data, *prev, *ver;
+    /* NULL until found: get_field's error path returns atp_err_set()'s code, which the
+     * compiler cannot see is non-zero, so every pointer gets a defined value up front. */
+    const atp_cbor *did = NULL, *rev = NULL, *sig = NULL, *data = NULL, *prev = NULL,
+                   *ver = NULL;
     int rc = get_field(m, "did", ATP_CBOR_STRING, &did, err);
     rc = rc ? rc : get_field(m, "rev", ATP_CBOR_STRING, &rev, err);
     rc = rc ? rc : get_field(m, "sig", ATP_CBOR_BYTES, &sig, err);
     rc = rc ? rc : get_field(m, "data", ATP_CBOR_LINK, &data, err);
     rc = rc ? rc : get_field(m, "version", ATP_CBOR_INT, &ver, err);
-    if (rc != 0) {
-        return rc;
+    if (rc != 0 || !did || !rev || !sig || !data || !ver) {
+        return rc ? rc : ATP_EINTERNAL;
     }
     prev = atp_cbor_map_get_str(m, "prev");
     if (!prev || (prev->type != ATP_CBOR_NULL && prev->type != ATP_CBOR_LINK)) {

@@ -84,8 +84,8 @@ static atp_slice claimed_handle(const atp_slice *aka, size_t n)
 
 static int parse_aka(atp_arena *a, const atp_cbor *doc, size_t max, atp_didoc *d, atp_err *err)
 {
-    const atp_cbor *items;
-    size_t n;
+    const atp_cbor *items = NULL;
+    size_t n = 0;
     int rc = get_array(doc, "alsoKnownAs", max, &items, &n, err);
     if (rc < 0) {
         return rc;
@@ -153,8 +153,8 @@ static void find_key(atp_arena *a, const atp_cbor *vms, size_t n, atp_slice did,
 
 static int parse_vms(atp_arena *a, const atp_cbor *doc, size_t max, atp_didoc *d, atp_err *err)
 {
-    const atp_cbor *items;
-    size_t n;
+    const atp_cbor *items = NULL;
+    size_t n = 0;
     int rc = get_array(doc, "verificationMethod", max, &items, &n, err);
     if (rc < 0) {
         return rc;
@@ -166,8 +166,8 @@ static int parse_vms(atp_arena *a, const atp_cbor *doc, size_t max, atp_didoc *d
 
 static int parse_services(atp_arena *a, const atp_cbor *doc, size_t max, atp_didoc *d, atp_err *err)
 {
-    const atp_cbor *items;
-    size_t n;
+    const atp_cbor *items = NULL;
+    size_t n = 0;
     int rc = get_array(doc, "service", max, &items, &n, err);
     if (rc < 0) {
         return rc;

@@ -323,7 +323,7 @@ static int rd_head(rd *r, unsigned major, uint64_t *arg, atp_err *err)
 
 static int rd_key(rd *r, char k, atp_err *err)
 {
-    uint64_t n;
+    uint64_t n = 0; /* 0 fails the check below should rd_head ever fail without setting it */
     int rc = rd_head(r, 3, &n, err);
     if (rc < 0) {
         return rc;
@@ -340,7 +340,7 @@ static int rd_key(rd *r, char k, atp_err *err)
 
 static int rd_bytes(rd *r, size_t max, atp_slice *out, atp_err *err)
 {
-    uint64_t n;
+    uint64_t n = 0;
     int rc = rd_head(r, 2, &n, err);
     if (rc < 0) {
         return rc;
@@ -357,7 +357,7 @@ static int rd_bytes(rd *r, size_t max, atp_slice *out, atp_err *err)
 /* A link (tag 42, bytes 0x00 + CID) or, if `nullable`, null (empty *out). */
 static int rd_link(rd *r, bool nullable, atp_slice *out, atp_err *err)
 {
-    uint64_t tag;
+    uint64_t tag = 0; /* not 42: rejected unless rd_head read a real tag */
     if (nullable && r->pos < r->len && r->p[r->pos] == 0xf6) {
         r->pos++;
         *out = atp_slice_make(NULL, 0);
@@ -384,7 +384,7 @@ static int rd_link(rd *r, bool nullable, atp_slice *out, atp_err *err)
 
 static int rd_entry(rd *r, const atp_mst_limits *lim, tmp_ent *e, atp_err *err)
 {
-    uint64_t n;
+    uint64_t n = 0;
     int rc = rd_head(r, 5, &n, err);
     if (rc == 0 && n != 4) {
         rc = atp_err_set(err, ATP_EINVAL, r->pos, "MST entry: %llu fields, not 4",
@@ -406,7 +406,7 @@ static int parse_node(atp_mst *t, atp_slice in, tmp_ent **ents, size_t *n_out, a
                       atp_err *err)
 {
     rd r = {in.ptr, in.len, 0};
-    uint64_t n;
+    uint64_t n = 0;
     int rc = rd_head(&r, 5, &n, err);
     if (rc == 0 && n != 2) {
         rc = atp_err_set(err, ATP_EINVAL, 0, "MST node: %llu fields, not 2",

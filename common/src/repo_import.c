@@ -3,7 +3,8 @@
  *
  * CAR block order is free (spec §4), so blocks are held in a memory store until the end; the
  * walk from the commit then decides what is reachable. Only reachable blocks reach the target:
- * unreferenced extras in a hostile CAR never land in an account's storage. */
+ * unreferenced extras in a hostile CAR never land in an account's storage. A memory target
+ * receives the staging store's blocks without a copy, so they are held once at the peak. */
 #include "repo_int.h"
 
 #include <stdio.h>
@@ -68,15 +69,16 @@ int atp_repo_importer_feed(atp_repo_importer *im, atp_slice chunk, atp_err *err)
     return 0;
 }
 
-/* ---- the walk ---- */
+/* ---- the walk ----
+ * Reachability is recorded as marks on the staging store's own records (no CID set or block
+ * list beside it: at ~130,000 blocks those cost tens of MB), and the marked blocks are then
+ * handed over to a memory target without copying (atp_blockstore_mem_move_marked). */
 
 typedef struct walk_ctx {
     atp_repo_importer *im;
     atp_blockstore *src; /* the tracing wrapper of im->mem */
     atp_arena *a;
     atp_err *err;
-    atp__cidset seen;
-    atp__blockvec keep;
     size_t n_records, n_nodes;
     bool failed; /* a callback failed and wrote err itself */
 } walk_ctx;
@@ -84,18 +86,13 @@ typedef struct walk_ctx {
 static int on_node(void *ctx, const atp_cid *cid, atp_slice bytes)
 {
     walk_ctx *w = ctx;
-    atp_slice stable;
+    bool first;
     (void)bytes;
     w->n_nodes++;
-    if (!atp__cidset_add(&w->seen, cid)) {
-        return 0;
-    }
-    /* The memory store's own copy outlives the walk (the callback's bytes may not). */
-    if (atp_blockstore_get(w->im->mem, cid, w->a, &stable, w->err) != 0) {
+    if (atp_blockstore_mem_mark(w->im->mem, cid, &first, w->err) != 0) {
         w->failed = true;
         return atp_err_set(w->err, ATP_EINTERNAL, 0, "walked node not in the store");
     }
-    atp__blockvec_push(&w->keep, cid, stable);
     return 0;
 }
 
@@ -111,6 +108,7 @@ static int on_leaf(void *ctx, atp_slice key, const atp_cid *val)
     walk_ctx *w = ctx;
     atp_slice bytes;
     atp_err sub = {0};
+    bool first;
     char str[ATP_CID_STR_MAX], why[ATP_ERR_MSG_MAX + 64];
     w->n_records++;
     if (atp_repo_check_path(key, &sub) != 0) {
@@ -123,11 +121,12 @@ static int on_leaf(void *ctx, atp_slice key, const atp_cid *val)
         snprintf(why, sizeof why, "block %s missing", atp__cid_str(val, str));
         return leaf_fail(w, ATP_ENOTFOUND, key, why);
     }
-    if (atp__record_check(bytes, &w->im->rec_lim, &sub) != 0) {
-        return leaf_fail(w, ATP_EINVAL, key, sub.msg);
+    if (atp_blockstore_mem_mark(w->im->mem, val, &first, &sub) != 0) {
+        return leaf_fail(w, ATP_EINTERNAL, key, sub.msg);
     }
-    if (atp__cidset_add(&w->seen, val)) {
-        atp__blockvec_push(&w->keep, val, bytes);
+    /* A record shared by several paths is checked once. */
+    if (first && atp__record_check(bytes, &w->im->rec_lim, &sub) != 0) {
+        return leaf_fail(w, ATP_EINVAL, key, sub.msg);
     }
     return 0;
 }
@@ -176,11 +175,34 @@ static int walk_tree(walk_ctx *w, atp__trace_store *tr, const atp_repo_info *inf
     return atp_err_set(w->err, rc, sub.off, "MST: %s", sub.msg[0] ? sub.msg : atp_err_text(rc));
 }
 
+static int push_marked(void *ctx, const atp_cid *cid, atp_slice data)
+{
+    atp__blockvec_push(ctx, cid, data);
+    return 0;
+}
+
+/* The marked blocks into `target` in one atomic batch: handed over to a memory store, copied
+ * into any other. `rev` is the arena's copy (atp__commit_load), not the staging store's. */
+static int store_marked(atp_repo_importer *im, atp_blockstore *target, atp_slice rev,
+                        atp_err *err)
+{
+    atp__blockvec bv = {0};
+    int rc;
+    if (atp_blockstore_is_mem(target)) {
+        return atp_blockstore_mem_move_marked(target, im->mem, rev, err);
+    }
+    (void)atp_blockstore_mem_each_marked(im->mem, push_marked, &bv);
+    rc = atp_blockstore_put_batch(target, bv.v, bv.n, rev, err);
+    atp__blockvec_release(&bv);
+    return rc;
+}
+
 static int finish_walk(atp_repo_importer *im, atp_blockstore *target, atp_arena *a,
                        atp_repo_info *info, atp_err *err)
 {
     atp__trace_store tr;
     walk_ctx w;
+    bool first;
     int rc;
     atp__trace_store_init(&tr, im->mem);
     rc = check_commit(im, &tr.base, a, info, err);
@@ -192,22 +214,15 @@ static int finish_walk(atp_repo_importer *im, atp_blockstore *target, atp_arena 
     w.src = &tr.base;
     w.a = a;
     w.err = err;
-    atp__cidset_add(&w.seen, &info->head);
-    atp__blockvec_push(&w.keep, &info->head, atp_slice_make(NULL, 0));
-    rc = walk_tree(&w, &tr, info);
-    if (rc == 0) {
-        /* The commit's bytes, from the store that holds them for good. */
-        rc = atp_blockstore_get(im->mem, &info->head, a, &w.keep.v[0].data, err);
-    }
-    if (rc == 0 && target) {
-        rc = atp_blockstore_put_batch(target, w.keep.v, w.keep.n, info->commit.rev, err);
-    }
+    rc = atp_blockstore_mem_mark(im->mem, &info->head, &first, err);
+    rc = rc ? rc : walk_tree(&w, &tr, info);
     info->n_records = w.n_records;
     info->n_nodes = w.n_nodes;
-    info->n_blocks = w.keep.n;
-    info->n_unused = atp_blockstore_mem_count(im->mem) - w.keep.n;
-    atp__cidset_release(&w.seen);
-    atp__blockvec_release(&w.keep);
+    info->n_blocks = atp_blockstore_mem_marked(im->mem);
+    info->n_unused = atp_blockstore_mem_count(im->mem) - info->n_blocks;
+    if (rc == 0 && target) {
+        rc = store_marked(im, target, info->commit.rev, err);
+    }
     return rc;
 }
 

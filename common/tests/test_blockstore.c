@@ -1,6 +1,7 @@
 /* test_blockstore.c: the in-memory block store: get/has/put round trips, borrowed slices that
  * stay put, first rev wins, all-or-nothing batches, each_since order and filtering, removal
- * (including probe chains across removals), CIDs that differ only early on. */
+ * (including probe chains across removals), CIDs that differ only early on, big blocks, marks
+ * and the hand-over of marked blocks between stores. */
 #include "atp/blockstore.h"
 #include "t.h"
 
@@ -200,6 +201,124 @@ static void test_similar_cids(void)
     atp_blockstore_destroy(bs);
 }
 
+
+/* Blocks bigger than a slab's eighth live alone; mixed with small ones, order and bytes hold,
+ * and removing a big one frees it (LeakSanitizer / valgrind would see otherwise). */
+static void test_big_blocks(void)
+{
+    atp_blockstore *bs = atp_blockstore_mem_create();
+    atp_err err;
+    enum { BIG = 300000 };
+    static uint8_t big[BIG];
+    atp_cid cids[6];
+    atp_slice got;
+    for (int i = 0; i < 6; i++) {
+        big[0] = (uint8_t)i;
+        atp_slice d = i % 2 ? atp_slice_make(big, BIG - (size_t)i) : atp_slice_make(big, 10);
+        atp_cid_compute(&cids[i], ATP_CODEC_RAW, d);
+        T_OK(atp_blockstore_put(bs, &cids[i], d, ATP_SLICE_LIT("r"), &err));
+    }
+    T_EQ(atp_blockstore_mem_bytes(bs), 3 * 10 + 3 * (size_t)BIG - 1 - 3 - 5);
+    for (int i = 0; i < 6; i++) {
+        T_OK(atp_blockstore_get(bs, &cids[i], NULL, &got, &err));
+        T_EQ(got.len, i % 2 ? BIG - (size_t)i : 10);
+        T_EQ(got.ptr[0], i);
+    }
+    T_OK(atp_blockstore_remove_batch(bs, &cids[3], 1, &err));
+    T_EQ(atp_blockstore_mem_count(bs), 5);
+    seen s = {.stop_at = -1};
+    T_OK(atp_blockstore_each_since(bs, ATP_SLICE_LIT(""), record, &s, &err));
+    T_EQ(s.n, 5);
+    T_OK(atp_blockstore_get(bs, &cids[4], NULL, &got, &err));
+    T_EQ(got.len, 10);
+    atp_blockstore_destroy(bs);
+}
+
+static int count_fn(void *ctx, const atp_cid *cid, atp_slice data)
+{
+    (void)cid;
+    (void)data;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* n blocks "m-<i>" into a new store, marking those with i % every == 0 (every 0: none). */
+static atp_blockstore *marked_store(int n, int every, atp_cid *cids)
+{
+    atp_blockstore *bs = atp_blockstore_mem_create();
+    atp_err err;
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "m-%d", i);
+        cids[i] = cid_of(name);
+        T_OK(atp_blockstore_put(bs, &cids[i], atp_slice_str(name), ATP_SLICE_LIT(""), &err));
+        bool first = false;
+        if (every && i % every == 0) {
+            T_OK(atp_blockstore_mem_mark(bs, &cids[i], &first, &err));
+            T_TRUE(first);
+            T_OK(atp_blockstore_mem_mark(bs, &cids[i], &first, &err));
+            T_FALSE(first);
+        }
+    }
+    return bs;
+}
+
+/* Move of marked blocks: slab hand-over (most marked) and copy (few marked) give the same
+ * result; blocks already in dst keep their rev; errors leave both stores unchanged. */
+static void test_mark_move(void)
+{
+    enum { N = 3000 };
+    static atp_cid cids[N];
+    atp_err err;
+    atp_slice got;
+    bool first;
+    for (int every = 1; every <= 7; every += 6) { /* 1: all marked (adopt); 7: copy */
+        atp_blockstore *src = marked_store(N, every, cids);
+        atp_blockstore *dst = atp_blockstore_mem_create();
+        atp_cid absent = cid_of("absent");
+        int want = (N + every - 1) / every, n = 0;
+        T_EQ(atp_blockstore_mem_mark(src, &absent, &first, &err), ATP_ENOTFOUND);
+        T_EQ(atp_blockstore_mem_marked(src), (size_t)want);
+        T_OK(atp_blockstore_mem_each_marked(src, count_fn, &n));
+        T_EQ(n, want);
+        /* dst already holds block 0 under rev "old". */
+        T_OK(atp_blockstore_put(dst, &cids[0], atp_slice_str("m-0"), ATP_SLICE_LIT("a-old"), &err));
+        T_EQ(atp_blockstore_mem_move_marked(dst, dst, ATP_SLICE_LIT("b-new"), &err), ATP_EINVAL);
+        T_EQ(atp_blockstore_mem_move_marked(dst, src, atp_slice_make(cids, 256), &err),
+             ATP_EINVAL);
+        T_EQ(atp_blockstore_mem_count(src), N);
+        T_EQ(atp_blockstore_mem_count(dst), 1);
+        T_OK(atp_blockstore_mem_move_marked(dst, src, ATP_SLICE_LIT("b-new"), &err));
+        T_EQ(atp_blockstore_mem_count(src), 0);
+        T_EQ(atp_blockstore_mem_count(dst), (size_t)want);
+        T_EQ(atp_blockstore_mem_marked(dst), 0);
+        for (int i = 0; i < N; i += every) {
+            char name[32];
+            snprintf(name, sizeof name, "m-%d", i);
+            T_OK(atp_blockstore_get(dst, &cids[i], NULL, &got, &err));
+            T_MEMEQ(got.ptr, got.len, name, strlen(name));
+        }
+        if (every > 1) { /* unmarked blocks did not move */
+            T_EQ(atp_blockstore_get(dst, &cids[1], NULL, &got, &err), ATP_ENOTFOUND);
+        }
+        n = 0;
+        T_OK(atp_blockstore_each_since(dst, ATP_SLICE_LIT("a-old"), count_fn, &n, &err));
+        T_EQ(n, want - 1); /* block 0 kept "a-old" */
+        /* dst stays a normal store: more puts, removals, and src reusable. */
+        T_OK(atp_blockstore_put(dst, &cids[1], atp_slice_str("m-1"), ATP_SLICE_LIT("z"), &err));
+        T_OK(atp_blockstore_remove_batch(dst, cids, 10, &err));
+        T_EQ(atp_blockstore_mem_count(dst), (size_t)want - (every == 1 ? 10 : 2));
+        T_OK(atp_blockstore_put(src, &cids[5], atp_slice_str("m-5"), ATP_SLICE_LIT(""), &err));
+        T_EQ(atp_blockstore_mem_count(src), 1);
+        atp_blockstore_destroy(src);
+        atp_blockstore_destroy(dst);
+    }
+    atp_blockstore *sq = atp_blockstore_mem_create();
+    T_TRUE(atp_blockstore_is_mem(sq));
+    T_FALSE(atp_blockstore_is_mem(NULL));
+    atp_blockstore_destroy(sq);
+}
+
 int main(void)
 {
     T_RUN(test_put_get_has);
@@ -207,5 +326,7 @@ int main(void)
     T_RUN(test_each_since);
     T_RUN(test_remove);
     T_RUN(test_similar_cids);
+    T_RUN(test_big_blocks);
+    T_RUN(test_mark_move);
     return t_done();
 }

@@ -90,14 +90,38 @@ static inline void atp_blockstore_destroy(atp_blockstore *bs)
 
 /* ---- backings ---- */
 
-/* In memory (a hash table; block bytes copied once into the store). get() returns slices that
- * stay valid until the store is destroyed or that block is removed (no copy; `a` is unused).
- * each_since visits blocks in insertion order, comparing revs bytewise (TID order), so an empty
- * `rev` visits every block that was given a rev. Revs are at most 255 bytes. Owned:
+/* In memory (a hash table; block bytes copied once into the store, in 1 MiB slabs). get()
+ * returns slices that stay valid until the store is destroyed or that block is removed (no
+ * copy; `a` is unused). each_since visits blocks in insertion order, comparing revs bytewise
+ * (TID order), so an empty `rev` visits every block that was given a rev. Revs are at most 255
+ * bytes; a block at most 4 GiB. remove_batch frees a big block (over 128 KiB) at once; a small
+ * one leaves a hole in its slab that is only reclaimed when the store is destroyed. Owned:
  * atp_blockstore_destroy. */
 atp_blockstore *atp_blockstore_mem_create(void);
 /* Blocks in a memory store, and their total bytes. */
 size_t atp_blockstore_mem_count(const atp_blockstore *bs);
 size_t atp_blockstore_mem_bytes(const atp_blockstore *bs);
+/* True if `bs` is a memory store (NULL: false). */
+bool atp_blockstore_is_mem(const atp_blockstore *bs);
+
+/* Marks, for reachability walks over a memory store (e.g. a CAR being imported): marks block
+ * `cid` of memory store `bs`; *first is true if it was not marked yet. ATP_ENOTFOUND if the
+ * block is not in the store. */
+int atp_blockstore_mem_mark(atp_blockstore *bs, const atp_cid *cid, bool *first, atp_err *err);
+/* Number of marked blocks in memory store `bs`. */
+size_t atp_blockstore_mem_marked(const atp_blockstore *bs);
+/* Calls fn for each marked block of memory store `bs`, in insertion order; a non-zero return
+ * stops the walk and is returned. */
+int atp_blockstore_mem_each_marked(atp_blockstore *bs,
+                                   int (*fn)(void *ctx, const atp_cid *cid, atp_slice data),
+                                   void *ctx);
+/* Hands the marked blocks of memory store `src` over to memory store `dst`, tagging the ones
+ * new to `dst` with `rev` (ones already there keep theirs); `src` is left empty. When the
+ * marked blocks are most of `src`'s bytes, `dst` takes `src`'s slabs instead of copying (the
+ * unmarked blocks then stay as holes in them, under a quarter of the bytes). ATP_EINVAL if
+ * either is not a memory store, they are the same, or rev is over 255 bytes; ATP_ELIMIT if
+ * `dst` would exceed 2^31 blocks: on error neither store changes. Marks are cleared. */
+int atp_blockstore_mem_move_marked(atp_blockstore *dst, atp_blockstore *src, atp_slice rev,
+                                   atp_err *err);
 
 #endif
