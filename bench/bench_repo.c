@@ -10,7 +10,11 @@
  *                                (80 % creates, 10 % updates, 10 % deletes), each also checked
  *                                by sync v1.1 inversion from its #commit CAR slice
  *
- * DIR holds corpus.cbor / corpus.idx (bench/js/gen_corpus.mjs). Prints "name value" lines;
+ * DIR holds corpus.cbor / corpus.idx (bench/js/gen_corpus.mjs), read whole before any phase but
+ * import; the CAR is always streamed from its file in 64 KiB chunks (bench_repo.mjs does the
+ * same with @atproto/repo's readCarStream), so the corpus is the only input held in memory on
+ * either side. Each phase prints its raw peak and its net peak (see mem_figs). Prints "name
+ * value" lines;
  * bench/run-repo.sh pairs them with bench/js/bench_repo.mjs. Times are CPU time of the process
  * (the machine is shared: time spent descheduled must not count), as in bench_common.
  */
@@ -50,15 +54,17 @@ static double cpu_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Peak resident set of this process, in KiB (VmHWM of /proc/self/status). */
-static long peak_kb(void)
+/* A memory figure of this process in KiB from /proc/self/status: "VmHWM:" (peak resident set)
+ * or "VmRSS:" (resident now); -1 if absent. */
+static long status_kb(const char *key)
 {
     char line[256];
     long kb = -1;
+    size_t klen = strlen(key);
     FILE *f = fopen("/proc/self/status", "r");
     while (f && fgets(line, sizeof line, f)) {
-        if (strncmp(line, "VmHWM:", 6) == 0) {
-            kb = strtol(line + 6, NULL, 10);
+        if (strncmp(line, key, klen) == 0) {
+            kb = strtol(line + klen, NULL, 10);
         }
     }
     if (f) {
@@ -71,6 +77,21 @@ static void fig(const char *name, double v)
 {
     printf("%s %.*f\n", name, v < 100 ? 2 : 1, v);
     fflush(stdout);
+}
+
+/* The phase's memory figures: raw peak (VmHWM), the base (VmRSS taken in main right after the
+ * shared inputs were loaded: the corpus, or nothing for import, whose CAR is streamed) and the
+ * net peak, peak minus base. bench_repo.mjs prints the same three, measured the same way. */
+static void mem_figs(const char *phase, long base_kb)
+{
+    char name[64];
+    long peak = status_kb("VmHWM:");
+    snprintf(name, sizeof name, "repo.%s.peak_MB", phase);
+    fig(name, (double)peak / 1024);
+    snprintf(name, sizeof name, "repo.%s.base_MB", phase);
+    fig(name, (double)base_kb / 1024);
+    snprintf(name, sizeof name, "repo.%s.net_MB", phase);
+    fig(name, (double)(peak - base_kb) / 1024);
 }
 
 static uint8_t *read_all(const char *dir, const char *name, size_t *len)
@@ -175,7 +196,7 @@ static int write_fn(void *ctx, atp_slice bytes)
     return fwrite(bytes.ptr, 1, bytes.len, ctx) == bytes.len ? 0 : ATP_EIO;
 }
 
-static void phase_build(const corpus *c, const char *dir, size_t n)
+static void phase_build(const corpus *c, const char *dir, size_t n, long base_kb)
 {
     char(*paths)[PATH_MAX_LEN] = make_paths(c, n), file[4096];
     atp_blockstore *bs = atp_blockstore_mem_create();
@@ -214,7 +235,7 @@ static void phase_build(const corpus *c, const char *dir, size_t n)
     fclose(f);
     fig("repo.export.records_per_s", (double)n / (t3 - t2));
     fig("repo.export.MBps", (double)atp_car_writer_written(&cw) / (t3 - t2) / 1e6);
-    fig("repo.build.peak_MB", (double)peak_kb() / 1024);
+    mem_figs("build", base_kb);
     char root[ATP_CID_STR_MAX];
     atp_cid_format_to(atp_repo_data(r), root, sizeof root);
     fprintf(stderr, "bench_repo: %zu records, %" PRIu64 " bytes of CAR, root %s\n", n,
@@ -264,7 +285,7 @@ static atp_repo_info import_car(const char *dir, atp_blockstore **bs_out, double
     return info;
 }
 
-static void phase_import(const char *dir)
+static void phase_import(const char *dir, long base_kb)
 {
     atp_blockstore *bs = NULL;
     double secs;
@@ -272,7 +293,7 @@ static void phase_import(const char *dir)
     atp_repo_info info = import_car(dir, &bs, &secs, &bytes);
     fig("repo.import.records_per_s", (double)info.n_records / secs);
     fig("repo.import.MBps", (double)bytes / secs / 1e6);
-    fig("repo.import.peak_MB", (double)peak_kb() / 1024);
+    mem_figs("import", base_kb);
     atp_blockstore_destroy(bs);
 }
 
@@ -312,7 +333,7 @@ static void invert_one(const atp_repo_commit *cm, const atp_key *key, atp_buf *c
     }
 }
 
-static void phase_commits(const corpus *c, const char *dir, size_t m)
+static void phase_commits(const corpus *c, const char *dir, size_t m, long base_kb)
 {
     atp_blockstore *bs = NULL;
     double secs, t_apply = 0, t_invert = 0;
@@ -345,7 +366,7 @@ static void phase_commits(const corpus *c, const char *dir, size_t m)
     }
     fig("repo.commit.per_s", (double)m / t_apply);
     fig("repo.invert.per_s", (double)m / t_invert);
-    fig("repo.commits.peak_MB", (double)peak_kb() / 1024);
+    mem_figs("commits", base_kb);
     atp_buf_release(&car);
     atp_repo_destroy(r);
     atp_blockstore_destroy(bs);
@@ -365,13 +386,14 @@ int main(int argc, char **argv)
     if (strcmp(argv[2], "import") != 0) {
         load_corpus(&c, argv[1]); /* import needs only the CAR: keep its peak its own */
     }
+    long base_kb = status_kb("VmRSS:"); /* right after the shared inputs: see mem_figs */
     size_t arg = argc > 3 ? (size_t)strtoull(argv[3], NULL, 10) : 0;
     if (strcmp(argv[2], "build") == 0) {
-        phase_build(&c, argv[1], arg && arg < c.n ? arg : c.n);
+        phase_build(&c, argv[1], arg && arg < c.n ? arg : c.n, base_kb);
     } else if (strcmp(argv[2], "import") == 0) {
-        phase_import(argv[1]);
+        phase_import(argv[1], base_kb);
     } else if (strcmp(argv[2], "commits") == 0) {
-        phase_commits(&c, argv[1], arg ? arg : 10000);
+        phase_commits(&c, argv[1], arg ? arg : 10000, base_kb);
     } else {
         fprintf(stderr, "bench_repo: unknown phase %s\n", argv[2]);
         return 2;

@@ -2,23 +2,29 @@
 // one phase per process (peak memory is the process's own), figures named as bench_repo's:
 //   build [N]    N corpus records under the same TID paths in one commit (Repo.create with the
 //                records as initial writes), then the full export (getFullRepo) to repo_js.car
-//   import       repo_js.car fully verified (verifyRepoCar: block hashes, signature, whole MST,
-//                every leaf present) and its blocks put in a MemoryBlockstore
-//   commits [M]  after an untimed load: M single-record commits (formatCommit + applyCommit),
+//   import       repo_js.car streamed in 64 KiB chunks through readCarStream (block hashes) and
+//                fully verified (verifyRepo, i.e. verifyRepoCar's body: signature, whole MST,
+//                every leaf present), its blocks put in a MemoryBlockstore
+//   commits [M]  after an untimed load (the CAR streamed the same way, then Repo.load): M
+//                single-record commits (formatCommit + applyCommit),
 //                the same mix as bench_repo.c, each then checked the sync v1.1 way from its
 //                #commit CAR (relevantBlocks): @atproto/repo 0.9.1 has no inversion function,
 //                so it is built from its primitives (readCarWithRoot, verifyCommitSig, MST
 //                get/add/update/delete/getPointer), as indigo and @atproto/sync do it.
 // Times are the process's CPU time (user + system, GC and JIT threads included).
+// Memory, as bench_repo.c: each phase prints its raw peak (VmHWM), its base (VmRSS right after
+// the shared inputs are loaded: the corpus, or nothing for import) and net = peak - base. The
+// CAR is streamed on both sides, so the corpus is the only input either side holds whole.
 
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { atcrypto, lexCbor } from '../../tests/interop/libs.mjs';
 import atrepo from '../../tests/interop/node_modules/@atproto/repo/dist/index.js';
 
-const { MST, MemoryBlockstore, Repo, WriteOpAction, blocksToCarFile, concatBytesAsync, def,
-  getFullRepo, readCarWithRoot, verifyCommitSig, verifyRepoCar } = atrepo;
+const { BlockMap, MST, MemoryBlockstore, Repo, WriteOpAction, blocksToCarFile, concatBytesAsync,
+  def, getFullRepo, readCarStream, readCarWithRoot, verifyCommitSig, verifyRepo } = atrepo;
 const DID = 'did:plc:benchrepoabcdefghijklmno';
 const B32 = '234567abcdefghijklmnopqrstuvwxyz';
 
@@ -32,9 +38,15 @@ const cpu = () => {
   return (u.user + u.system) / 1e6;
 };
 const fig = (name, v) => console.log(`${name} ${v.toFixed(v < 100 ? 2 : 1)}`);
-const peakMB = () => {
-  const m = /VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'));
+const statusMB = (key) => {
+  const m = new RegExp(`${key}:\\s+(\\d+)`).exec(readFileSync('/proc/self/status', 'utf8'));
   return Number(m[1]) / 1024;
+};
+const memFigs = (phase, baseMB) => {
+  const peak = statusMB('VmHWM');
+  fig(`repo.${phase}.peak_MB`, peak);
+  fig(`repo.${phase}.base_MB`, baseMB);
+  fig(`repo.${phase}.net_MB`, peak - baseMB);
 };
 const keypair = () => atcrypto.Secp256k1Keypair.import(
   new Uint8Array(createHash('sha256').update('atproto-c repo bench k256').digest()));
@@ -64,6 +76,17 @@ function loadCorpus() {
   return { length: raw.length, get: (i) => lexCbor.decode(raw[i % raw.length]) };
 }
 
+// repo_js.car streamed in 64 KiB chunks, as bench_repo.c feeds its importer, into a BlockMap
+// (readCarStream checks every block's hash, as readCarWithRoot does).
+async function readCarFile() {
+  const file = createReadStream(join(dir, 'repo_js.car'), { highWaterMark: 1 << 16 });
+  const car = await readCarStream(file);
+  if (car.roots.length !== 1) throw new Error(`expected one root, got ${car.roots.length}`);
+  const blocks = new BlockMap();
+  for await (const b of car.blocks) blocks.set(b.cid, b.bytes);
+  return { root: car.roots[0], blocks };
+}
+
 const write = (recs, action, i, recIdx) => {
   const w = { action, collection: recs.get(i).$type, rkey: tidFor(i) };
   if (action !== WriteOpAction.Delete) w.record = recs.get(recIdx);
@@ -72,6 +95,7 @@ const write = (recs, action, i, recIdx) => {
 
 async function build(n) {
   const recs = loadCorpus();
+  const base = statusMB('VmRSS');
   n = Math.min(n || recs.length, recs.length);
   const writes = [];
   for (let i = 0; i < n; i++) writes.push(write(recs, WriteOpAction.Create, i, i));
@@ -86,22 +110,24 @@ async function build(n) {
   writeFileSync(join(dir, 'repo_js.car'), car);
   fig('repo.export.records_per_s', n / (t2 - t1));
   fig('repo.export.MBps', car.length / (t2 - t1) / 1e6);
-  fig('repo.build.peak_MB', peakMB());
+  memFigs('build', base);
   console.log(`repo.root ${repo.commit.data.toString()}`);
 }
 
 async function importCar() {
-  const bytes = new Uint8Array(readFileSync(join(dir, 'repo_js.car')));
+  const base = statusMB('VmRSS');
   const key = await keypair();
   const storage = new MemoryBlockstore();
   const t0 = cpu();
-  const v = await verifyRepoCar(bytes, DID, key.did());
+  const car = await readCarFile();
+  const v = await verifyRepo(car.blocks, car.root, DID, key.did());
   await storage.putMany(v.commit.newBlocks);
   await storage.updateRoot(v.commit.cid, v.commit.rev);
   const t1 = cpu();
+  const carLen = (await stat(join(dir, 'repo_js.car'))).size;
   fig('repo.import.records_per_s', v.creates.length / (t1 - t0));
-  fig('repo.import.MBps', bytes.length / (t1 - t0) / 1e6);
-  fig('repo.import.peak_MB', peakMB());
+  fig('repo.import.MBps', carLen / (t1 - t0) / 1e6);
+  memFigs('import', base);
 }
 
 // The relay's check of one #commit: commit and signature, forward check, inverse op, root.
@@ -121,8 +147,8 @@ async function invert(carBytes, op, prevData, didKey) {
 
 async function commits(m) {
   const recs = loadCorpus();
-  const bytes = new Uint8Array(readFileSync(join(dir, 'repo_js.car')));
-  const car = await readCarWithRoot(bytes);
+  const base = statusMB('VmRSS');
+  const car = await readCarFile();
   const key = await keypair();
   let repo = await Repo.load(new MemoryBlockstore(car.blocks), car.root);
   const n = recs.length;
@@ -149,7 +175,7 @@ async function commits(m) {
   }
   fig('repo.commit.per_s', m / tApply);
   fig('repo.invert.per_s', m / tInvert);
-  fig('repo.commits.peak_MB', peakMB());
+  memFigs('commits', base);
 }
 
 if (phase === 'build') await build(Number(argN || 0));
