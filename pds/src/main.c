@@ -1,0 +1,267 @@
+/* pds/src/main.c: the pds daemon: config, service database, identity, HTTP server, graceful
+ * shutdown (SIGTERM: drain requests, checkpoint SQLite, exit 0). */
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "atp/log.h"
+#include "atp/server.h"
+
+#include "db.h"
+#include "pds.h"
+#include "ratelimit.h"
+
+#ifdef PDS_HAVE_ACTOR_STORE
+#include "actor_store.h"
+#include "lexicons.h"
+#endif
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static void metrics_hook(atp_buf *out, void *ud)
+{
+    pds_metrics *m = ud;
+    atp_buf_printf(out, "atp_pds_accounts_created_total %llu\n",
+                   (unsigned long long)atomic_load(&m->accounts_created));
+    atp_buf_printf(out, "atp_pds_sessions_created_total %llu\n",
+                   (unsigned long long)atomic_load(&m->sessions_created));
+    atp_buf_printf(out, "atp_pds_sessions_refreshed_total %llu\n",
+                   (unsigned long long)atomic_load(&m->sessions_refreshed));
+    atp_buf_printf(out, "atp_pds_logins_failed_total %llu\n",
+                   (unsigned long long)atomic_load(&m->logins_failed));
+    atp_buf_printf(out, "atp_pds_rate_limited_total %llu\n",
+                   (unsigned long long)atomic_load(&m->rate_limited));
+    atp_buf_printf(out, "atp_pds_plc_errors_total %llu\n",
+                   (unsigned long long)atomic_load(&m->plc_errors));
+}
+
+/* mkdir -p for one level below an existing parent is all the layout needs. */
+static int ensure_dir(const char *path)
+{
+    if (mkdir(path, 0700) == 0 || errno == EEXIST) {
+        return 0;
+    }
+    atp_logf(ATP_LOG_ERROR, "main", "mkdir %s: %s", path, strerror(errno));
+    return ATP_EIO;
+}
+
+static int load_rotation_key(const pds_config *cfg, atp_key **out)
+{
+    atp_err err;
+    atp_err_clear(&err);
+    if (cfg->plc_rotation_key_hex[0]) {
+        if (atp_key_import_private_hex(ATP_CURVE_K256, atp_slice_str(cfg->plc_rotation_key_hex),
+                                       out, &err) == 0) {
+            return 0;
+        }
+        atp_logf(ATP_LOG_ERROR, "config", "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX: %s",
+                 err.msg);
+        return ATP_EINVAL;
+    }
+    /* Dev mode only (config refuses otherwise): DIDs made now can't be updated after restart. */
+    atp_logf(ATP_LOG_WARN, "config", "dev mode: throwaway PLC rotation key generated");
+    return atp_key_generate(ATP_CURVE_K256, out, &err);
+}
+
+/* Service identity, stores and clients; returns a process status on failure. */
+static int open_ctx(const pds_config *cfg, pds_ctx *ctx)
+{
+    char path[1100];
+    atp_resolver_config rc;
+    atp_err err;
+    atp_err_clear(&err);
+    ctx->cfg = cfg;
+    ctx->now = now_s;
+    ctx->jwt_secret = atp_slice_str(cfg->jwt_secret);
+    snprintf(ctx->service_did, sizeof ctx->service_did, "did:web:%s", cfg->hostname);
+    if (ensure_dir(cfg->data_dir) < 0 || ensure_dir(cfg->blob_dir) < 0) {
+        return 1;
+    }
+    if (load_rotation_key(cfg, &ctx->plc_rotation_key) < 0) {
+        return PDS_EX_CONFIG;
+    }
+    snprintf(path, sizeof path, "%s/service.sqlite", cfg->data_dir);
+    if (pds_db_open(path, &ctx->db, &err) < 0) {
+        atp_logf(ATP_LOG_ERROR, "main", "database: %s", err.msg);
+        return 1;
+    }
+    atp_resolver_config_init(&rc);
+    rc.plc_url = cfg->plc_url;
+    rc.local = cfg->dev_mode;
+    if (atp_resolver_create(&rc, &ctx->resolver, &err) < 0) {
+        atp_logf(ATP_LOG_ERROR, "main", "resolver: %s", err.msg);
+        return 1;
+    }
+    if (cfg->rate_limits) {
+        ctx->rl_session = pds_ratelimit_create(cfg->rl_session, 300);
+        ctx->rl_account = pds_ratelimit_create(cfg->rl_account, 300);
+    }
+    return 0;
+}
+
+#ifdef PDS_HAVE_ACTOR_STORE
+static atp_lexicon *g_lex;
+
+static int open_actors(const pds_config *cfg, pds_ctx *ctx)
+{
+    char dir[1100];
+    pds_actor_store_opts o;
+    atp_err err;
+    atp_err_clear(&err);
+    if (pds_lexicons_load(NULL, &g_lex, NULL, &err) < 0) {
+        atp_logf(ATP_LOG_ERROR, "main", "lexicons: %s", err.msg);
+        return 1;
+    }
+    snprintf(dir, sizeof dir, "%s/actors", cfg->data_dir);
+    memset(&o, 0, sizeof o);
+    o.dir = dir;
+    o.lex = g_lex;
+    if (pds_actor_store_open(&o, &ctx->actors, &err) < 0) {
+        atp_logf(ATP_LOG_ERROR, "main", "actor store: %s", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static void close_actors(pds_ctx *ctx)
+{
+    pds_actor_store_destroy(ctx->actors);
+    atp_lexicon_destroy(g_lex);
+}
+#else
+static int open_actors(const pds_config *cfg, pds_ctx *ctx)
+{
+    (void)cfg, (void)ctx;
+    return 0;
+}
+
+static void close_actors(pds_ctx *ctx)
+{
+    (void)ctx;
+}
+#endif
+
+static void close_ctx(pds_ctx *ctx)
+{
+    close_actors(ctx);
+    pds_ratelimit_destroy(ctx->rl_session);
+    pds_ratelimit_destroy(ctx->rl_account);
+    atp_resolver_destroy(ctx->resolver);
+    pds_db_close(ctx->db);
+    atp_key_destroy(ctx->plc_rotation_key);
+}
+
+static int start_server(struct event_base *base, const pds_config *cfg, pds_ctx *ctx,
+                        atp_server **out, atp_err *err)
+{
+    atp_server_config sc;
+    atp_server *srv = NULL;
+    atp_server_config_init(&sc);
+    sc.host = cfg->host;
+    sc.port = cfg->port;
+    sc.svc = "pds";
+    sc.version = PDS_VERSION;
+    /* The largest body any route takes: a blob upload; JSON routes check PDS_JSON_MAX. */
+    sc.max_body = cfg->blob_upload_limit > PDS_JSON_MAX ? cfg->blob_upload_limit : PDS_JSON_MAX;
+    sc.workers = cfg->workers;
+    sc.cors = true;
+    if (atp_server_create(base, &sc, &srv, err) < 0) {
+        return ATP_EIO;
+    }
+    /* The public URL needs the bound port when serving localhost (dev, as the reference). */
+    if (strcmp(cfg->hostname, "localhost") == 0) {
+        snprintf(ctx->public_url, sizeof ctx->public_url, "http://localhost:%u",
+                 (unsigned)atp_server_port(srv));
+    } else {
+        snprintf(ctx->public_url, sizeof ctx->public_url, "https://%s", cfg->hostname);
+    }
+    pds_routes_register(srv, ctx);
+    atp_server_set_metrics_hook(srv, metrics_hook, &ctx->metrics);
+    if (atp_server_handle_signals(srv, cfg->shutdown_timeout_ms, err) < 0) {
+        atp_server_destroy(srv);
+        return ATP_EIO;
+    }
+    *out = srv;
+    return 0;
+}
+
+static void log_listening(const atp_server *srv, const pds_ctx *ctx)
+{
+    char port[8];
+    const char *kv[8];
+    snprintf(port, sizeof port, "%u", (unsigned)atp_server_port(srv));
+    kv[0] = "host", kv[1] = ctx->cfg->host, kv[2] = "port", kv[3] = port;
+    kv[4] = "did", kv[5] = ctx->service_did, kv[6] = "url", kv[7] = ctx->public_url;
+    atp_log_kv(ATP_LOG_INFO, "main", "listening", kv, 4);
+}
+
+static int run(const pds_config *cfg)
+{
+    static pds_ctx ctx; /* zeroed; lives until exit, as handlers need */
+    struct event_base *base = NULL;
+    atp_server *srv = NULL;
+    atp_err err;
+    int status = open_ctx(cfg, &ctx);
+    atp_err_clear(&err);
+    if (status == 0) {
+        status = open_actors(cfg, &ctx);
+    }
+    if (status != 0) {
+        close_ctx(&ctx);
+        return status;
+    }
+    status = 1;
+    base = event_base_new();
+    if (!base || start_server(base, cfg, &ctx, &srv, &err) < 0) {
+        atp_logf(ATP_LOG_ERROR, "main", "server: %s", base ? err.msg : "event_base_new failed");
+    } else {
+        log_listening(srv, &ctx);
+        event_base_dispatch(base);
+        atp_log_kv(ATP_LOG_INFO, "main", "draining done, stopping", NULL, 0);
+        status = 0;
+    }
+    atp_server_destroy(srv);
+    if (base) {
+        event_base_free(base);
+    }
+    close_ctx(&ctx);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    static pds_config cfg;
+    atp_err err;
+    int rc;
+    atp_err_clear(&err);
+    if (atp_log_open("pds", ATP_LOG_INFO, NULL, &err) < 0) {
+        return 1;
+    }
+    rc = pds_config_load(argc, argv, &cfg, &err);
+    if (rc == ATP_ENOTFOUND) {
+        printf("%s\n", err.msg);
+        return 0;
+    }
+    if (rc < 0) {
+        atp_logf(ATP_LOG_ERROR, "config", "bad configuration: %s", err.msg);
+        return PDS_EX_CONFIG;
+    }
+    if (atp_log_open("pds", cfg.log_level, cfg.log_dest[0] ? cfg.log_dest : NULL, &err) < 0) {
+        atp_logf(ATP_LOG_ERROR, "config", "LOG_DESTINATION: %s", err.msg);
+        return PDS_EX_CONFIG;
+    }
+    pds_config_log(&cfg);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = run(&cfg);
+    curl_global_cleanup();
+    atp_log_close();
+    return rc;
+}

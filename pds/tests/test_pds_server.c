@@ -1,0 +1,784 @@
+/* test_pds_server: spawns the plc directory and pds daemons on 127.0.0.1 (ephemeral ports) and
+ * drives accounts, sessions, app passwords, invites and the error paths over raw HTTP. */
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "atp/buf.h"
+#include "t.h"
+
+static char tmpdir[64];
+
+typedef struct proc {
+    pid_t pid;
+    unsigned port;
+    char log[160];
+} proc;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static unsigned log_port(const char *path)
+{
+    char buf[16384];
+    size_t len;
+    const char *p;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        return 0;
+    }
+    len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    p = strstr(buf, "\"msg\":\"listening\"");
+    p = p ? strstr(p, "\"port\":\"") : NULL;
+    return p ? (unsigned)strtoul(p + 8, NULL, 10) : 0;
+}
+
+/* setenv from "K=V" (child side, before exec). */
+static void set_kv(const char *kv)
+{
+    char k[128];
+    const char *eq = strchr(kv, '=');
+    size_t n = eq ? (size_t)(eq - kv) : 0;
+    if (n == 0 || n >= sizeof k) {
+        return;
+    }
+    memcpy(k, kv, n);
+    k[n] = '\0';
+    setenv(k, eq + 1, 1);
+}
+
+/* Starts `bin` with `env` (NULL-terminated "K=V" list added to ours) and extra args. */
+static bool daemon_start(proc *d, const char *name, const char *bin, const char *const *env,
+                         const char *const *args)
+{
+    snprintf(d->log, sizeof d->log, "%s/%s.log", tmpdir, name);
+    d->port = 0;
+    d->pid = fork();
+    if (d->pid == 0) {
+        int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        char *argv[16] = {strdup(name)};
+        size_t n = 1;
+        if (fd >= 0) {
+            dup2(fd, 2);
+            close(fd);
+        }
+        for (size_t i = 0; env && env[i]; i++) {
+            set_kv(env[i]);
+        }
+        for (size_t i = 0; args && args[i] && n < 15; i++) {
+            argv[n++] = strdup(args[i]);
+        }
+        argv[n] = NULL;
+        execv(bin, argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 400 && d->pid > 0; i++) {
+        d->port = log_port(d->log);
+        if (d->port) {
+            return true;
+        }
+        sleep_ms(25);
+    }
+    T_FAILF("%s did not start (see %s)", name, d->log);
+    return false;
+}
+
+static int daemon_stop(proc *d, int sig)
+{
+    int st = 0;
+    if (d->pid <= 0) {
+        return -2;
+    }
+    kill(d->pid, sig);
+    waitpid(d->pid, &st, 0);
+    d->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---- HTTP ---- */
+
+typedef struct resp {
+    long status;
+    cJSON *json; /* parsed body, or NULL */
+    char *text;
+    char ratelimit_limit[32];
+} resp;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    atp_buf_append(ud, p, size * n);
+    return size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t len = size * n;
+    if (len > 16 && strncasecmp(p, "ratelimit-limit:", 16) == 0) {
+        snprintf(r->ratelimit_limit, sizeof r->ratelimit_limit, "%.*s", (int)(len - 16), p + 16);
+    }
+    return len;
+}
+
+/* method "GET"/"POST"; `auth` a full Authorization value or NULL; extra header or NULL. */
+static resp call(unsigned port, const char *method, const char *path, const char *auth,
+                 const char *body, size_t body_len, const char *extra)
+{
+    resp r;
+    atp_buf b;
+    char url[512], ah[4200];
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    memset(&r, 0, sizeof r);
+    atp_buf_init(&b, (size_t)64 << 20);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
+    if (auth) {
+        snprintf(ah, sizeof ah, "Authorization: %s", auth);
+        h = curl_slist_append(h, ah);
+    }
+    if (extra) {
+        h = curl_slist_append(h, extra);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(body ? body_len : 0));
+    }
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    atp_buf_append_byte(&b, 0);
+    r.text = (char *)atp_buf_take(&b, NULL);
+    r.json = r.text ? cJSON_Parse(r.text) : NULL;
+    return r;
+}
+
+static void resp_free(resp *r)
+{
+    cJSON_Delete(r->json);
+    free(r->text);
+}
+
+static resp post(unsigned port, const char *nsid, const char *auth, const char *json)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/xrpc/%s", nsid);
+    return call(port, "POST", path, auth, json, json ? strlen(json) : 0, NULL);
+}
+
+static resp get(unsigned port, const char *path, const char *auth)
+{
+    return call(port, "GET", path, auth, NULL, 0, NULL);
+}
+
+static const char *jstr(const resp *r, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->json, name);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* Checks status and error name of a failure. */
+#define T_ERR(r, st, name)                                                                         \
+    do {                                                                                           \
+        T_EQ((r).status, (st));                                                                    \
+        T_STREQ(jstr(&(r), "error"), (name));                                                      \
+    } while (0)
+
+/* A session: "Bearer <accessJwt>" and "Bearer <refreshJwt>" plus the DID. */
+typedef struct session {
+    char access[2100], refresh[2100], did[128], handle[64];
+} session;
+
+static bool session_from(const resp *r, session *s)
+{
+    snprintf(s->access, sizeof s->access, "Bearer %s", jstr(r, "accessJwt"));
+    snprintf(s->refresh, sizeof s->refresh, "Bearer %s", jstr(r, "refreshJwt"));
+    snprintf(s->did, sizeof s->did, "%s", jstr(r, "did"));
+    snprintf(s->handle, sizeof s->handle, "%s", jstr(r, "handle"));
+    return r->status == 200 && strlen(s->access) > 20 && strlen(s->refresh) > 20;
+}
+
+static resp create_account(unsigned port, const char *handle, const char *email,
+                           const char *pw, const char *invite)
+{
+    char body[512];
+    if (invite) {
+        snprintf(body, sizeof body,
+                 "{\"handle\":\"%s\",\"email\":\"%s\",\"password\":\"%s\",\"inviteCode\":\"%s\"}",
+                 handle, email, pw, invite);
+    } else {
+        snprintf(body, sizeof body, "{\"handle\":\"%s\",\"email\":\"%s\",\"password\":\"%s\"}",
+                 handle, email, pw);
+    }
+    return post(port, "com.atproto.server.createAccount", NULL, body);
+}
+
+static resp login(unsigned port, const char *ident, const char *pw)
+{
+    char body[512];
+    snprintf(body, sizeof body, "{\"identifier\":\"%s\",\"password\":\"%s\"}", ident, pw);
+    return post(port, "com.atproto.server.createSession", NULL, body);
+}
+
+/* ---- fixtures ---- */
+
+static proc plc, pds, strict;
+static char plc_url[96];
+
+static bool start_pds(proc *d, const char *name, const char *const *extra)
+{
+    static char envs[2][8][1200];
+    static int which;
+    char(*e)[1200] = envs[which++ % 2];
+    const char *env[24];
+    size_t n = 0;
+    snprintf(e[0], 1200, "PDS_DATA_DIRECTORY=%s/%s", tmpdir, name);
+    snprintf(e[1], 1200, "PDS_DID_PLC_URL=%s", plc_url);
+    env[n++] = e[0];
+    env[n++] = e[1];
+    env[n++] = "PDS_HOSTNAME=localhost";
+    env[n++] = "PDS_DEV_MODE=true";
+    env[n++] = "PDS_PORT=0";
+    env[n++] = "PDS_JWT_SECRET=test-secret";
+    env[n++] = "PDS_ADMIN_PASSWORD=adminpw";
+    env[n++] = "PDS_CRAWLERS=";
+    for (size_t i = 0; extra && extra[i] && n < 23; i++) {
+        env[n++] = extra[i];
+    }
+    env[n] = NULL;
+    return daemon_start(d, name, PDS_BIN, env, NULL);
+}
+
+static void test_start(void)
+{
+    static const char *const plc_args[] = {"--host", "127.0.0.1", "--port", "0", "--db", NULL,
+                                           NULL};
+    static const char *const free_env[] = {"PDS_INVITE_REQUIRED=false",
+                                           "PDS_RATE_LIMITS_ENABLED=false", NULL};
+    static const char *const strict_env[] = {
+        "PDS_INVITE_REQUIRED=true", "PDS_RATE_LIMITS_ENABLED=true", "PDS_RATE_LIMIT_SESSION=5",
+        "PDS_ACCESS_TOKEN_TTL=3", "PDS_REFRESH_GRACE=0",
+        "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX="
+        "4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b1d",
+        NULL};
+    static char db[128];
+    const char *args[7];
+    memcpy(args, plc_args, sizeof args);
+    snprintf(db, sizeof db, "%s/plc.sqlite", tmpdir);
+    args[5] = db;
+    T_TRUE(daemon_start(&plc, "plc", PLC_BIN, NULL, args));
+    snprintf(plc_url, sizeof plc_url, "http://127.0.0.1:%u", plc.port);
+    T_TRUE(start_pds(&pds, "pds", free_env));
+    T_TRUE(start_pds(&strict, "strict", strict_env));
+}
+
+static void test_describe_and_health(void)
+{
+    resp r = get(pds.port, "/xrpc/com.atproto.server.describeServer", NULL);
+    T_EQ(r.status, 200);
+    T_STREQ(jstr(&r, "did"), "did:web:localhost");
+    T_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(r.json, "inviteCodeRequired")));
+    T_STREQ(cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "availableUserDomains"), 0)
+                ->valuestring, ".test");
+    resp_free(&r);
+    r = get(strict.port, "/xrpc/com.atproto.server.describeServer", NULL);
+    T_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "inviteCodeRequired")));
+    resp_free(&r);
+    r = get(pds.port, "/xrpc/_health", NULL);
+    T_EQ(r.status, 200);
+    T_TRUE(strlen(jstr(&r, "version")) > 0);
+    resp_free(&r);
+    r = get(pds.port, "/.well-known/did.json", NULL);
+    T_STREQ(jstr(&r, "id"), "did:web:localhost");
+    resp_free(&r);
+}
+
+static session alice;
+
+static void test_create_account(void)
+{
+    char path[256];
+    resp r = create_account(pds.port, "Alice.test", "alice@example.com", "hunter22", NULL);
+    T_TRUE(session_from(&r, &alice));
+    T_TRUE(strncmp(alice.did, "did:plc:", 8) == 0);
+    T_STREQ(alice.handle, "alice.test");
+    resp_free(&r);
+    /* Registered on the directory, pointing at us. */
+    snprintf(path, sizeof path, "/%s", alice.did);
+    r = get(plc.port, path, NULL);
+    T_EQ(r.status, 200);
+    T_TRUE(r.text && strstr(r.text, "at://alice.test") != NULL);
+    T_TRUE(r.text && strstr(r.text, "\"serviceEndpoint\":\"http://localhost:") != NULL);
+    resp_free(&r);
+    r = get(pds.port, "/xrpc/com.atproto.identity.resolveHandle?handle=alice.test", NULL);
+    T_STREQ(jstr(&r, "did"), alice.did);
+    resp_free(&r);
+    r = call(pds.port, "GET", "/.well-known/atproto-did", NULL, NULL, 0, "Host: alice.test");
+    T_EQ(r.status, 200);
+    T_STREQ(r.text, alice.did);
+    resp_free(&r);
+    r = call(pds.port, "GET", "/.well-known/atproto-did", NULL, NULL, 0, "Host: nobody.test");
+    T_EQ(r.status, 404);
+    resp_free(&r);
+    r = get(pds.port, "/metrics", NULL);
+    T_TRUE(r.text && strstr(r.text, "\natp_pds_accounts_created_total 1\n") != NULL);
+    resp_free(&r);
+}
+
+static void test_create_account_refusals(void)
+{
+    static const struct {
+        const char *handle, *email, *pw, *err;
+    } cases[] = {
+        {"alice.test", "other@example.com", "pw123456", "HandleNotAvailable"},
+        {"bob.test", "ALICE@example.com", "pw123456", "InvalidRequest"}, /* email taken */
+        {"a.b.test", "b1@example.com", "pw123456", "InvalidHandle"},     /* two labels */
+        {"ab.test", "b2@example.com", "pw123456", "InvalidHandle"},      /* too short */
+        {"bob.example.com", "b3@example.com", "pw123456", "UnsupportedDomain"},
+        {"bob-.test", "b4@example.com", "pw123456", "InvalidHandle"},
+        {"bob.test", "not-an-email", "pw123456", "InvalidRequest"},
+        {"bob.test", "b5@example.com", "", "InvalidPassword"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        resp r = create_account(pds.port, cases[i].handle, cases[i].email, cases[i].pw, NULL);
+        T_ERR(r, 400, cases[i].err);
+        resp_free(&r);
+    }
+    resp r = get(pds.port, "/xrpc/com.atproto.identity.resolveHandle?handle=bob.test", NULL);
+    T_ERR(r, 400, "HandleNotFound");
+    resp_free(&r);
+}
+
+static void test_login(void)
+{
+    const char *idents[] = {"alice.test", "ALICE.TEST", "alice@example.com", alice.did};
+    session s;
+    for (size_t i = 0; i < 4; i++) {
+        resp r = login(pds.port, idents[i], "hunter22");
+        T_TRUE(session_from(&r, &s));
+        T_STREQ(s.did, alice.did);
+        T_STREQ(jstr(&r, "email"), "alice@example.com");
+        resp_free(&r);
+    }
+    resp r = login(pds.port, "alice.test", "hunter23");
+    T_ERR(r, 401, "AuthenticationRequired");
+    resp_free(&r);
+    r = login(pds.port, "nobody.test", "hunter22");
+    T_ERR(r, 401, "AuthenticationRequired");
+    resp_free(&r);
+    r = post(pds.port, "com.atproto.server.createSession", NULL, "{\"identifier\":\"alice.test\"}");
+    T_ERR(r, 400, "InvalidRequest");
+    resp_free(&r);
+}
+
+static void test_get_session_auth(void)
+{
+    resp r = get(pds.port, "/xrpc/com.atproto.server.getSession", alice.access);
+    T_EQ(r.status, 200);
+    T_STREQ(jstr(&r, "did"), alice.did);
+    T_STREQ(jstr(&r, "handle"), "alice.test");
+    T_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "active")));
+    resp_free(&r);
+    r = get(pds.port, "/xrpc/com.atproto.server.getSession", NULL);
+    T_ERR(r, 401, "AuthMissing");
+    resp_free(&r);
+    r = get(pds.port, "/xrpc/com.atproto.server.getSession", "Bearer garbage.token.here");
+    T_ERR(r, 401, "InvalidToken");
+    resp_free(&r);
+    /* A refresh token is not an access token, and vice versa. */
+    r = get(pds.port, "/xrpc/com.atproto.server.getSession", alice.refresh);
+    T_ERR(r, 401, "InvalidToken");
+    resp_free(&r);
+    r = post(pds.port, "com.atproto.server.refreshSession", alice.access, NULL);
+    T_ERR(r, 401, "InvalidToken");
+    resp_free(&r);
+    /* Basic credentials where a bearer token is expected. */
+    r = get(strict.port, "/xrpc/com.atproto.server.getSession", "Basic YWRtaW46YWRtaW5wdw==");
+    T_ERR(r, 401, "InvalidToken");
+    resp_free(&r);
+}
+
+static void test_refresh_rotation(void)
+{
+    session s, s2, s3;
+    resp r = login(pds.port, "alice.test", "hunter22");
+    T_TRUE(session_from(&r, &s));
+    resp_free(&r);
+    r = post(pds.port, "com.atproto.server.refreshSession", s.refresh, NULL);
+    T_TRUE(session_from(&r, &s2));
+    T_STREQ(jstr(&r, "did"), alice.did);
+    resp_free(&r);
+    T_TRUE(strcmp(s2.refresh, s.refresh) != 0);
+    r = get(pds.port, "/xrpc/com.atproto.server.getSession", s2.access);
+    T_EQ(r.status, 200);
+    resp_free(&r);
+    /* Within the grace period a retry with the old token still works. */
+    r = post(pds.port, "com.atproto.server.refreshSession", s.refresh, NULL);
+    T_TRUE(session_from(&r, &s3));
+    resp_free(&r);
+    /* deleteSession revokes. */
+    r = post(pds.port, "com.atproto.server.deleteSession", s2.refresh, NULL);
+    T_EQ(r.status, 200);
+    resp_free(&r);
+    r = post(pds.port, "com.atproto.server.refreshSession", s2.refresh, NULL);
+    T_ERR(r, 400, "ExpiredToken");
+    resp_free(&r);
+}
+
+static void test_app_passwords(void)
+{
+    session app;
+    char pw[32], body[128];
+    resp r = post(pds.port, "com.atproto.server.createAppPassword", alice.access,
+                  "{\"name\":\"phone\"}");
+    T_EQ(r.status, 200);
+    snprintf(pw, sizeof pw, "%s", jstr(&r, "password"));
+    T_EQ(strlen(pw), 19);
+    T_TRUE(pw[4] == '-' && pw[9] == '-' && pw[14] == '-');
+    T_STREQ(jstr(&r, "name"), "phone");
+    resp_free(&r);
+    r = post(pds.port, "com.atproto.server.createAppPassword", alice.access,
+             "{\"name\":\"phone\"}");
+    T_EQ(r.status, 400);
+    resp_free(&r);
+    r = login(pds.port, "alice.test", pw);
+    T_TRUE(session_from(&r, &app));
+    resp_free(&r);
+    r = get(pds.port, "/xrpc/com.atproto.server.getSession", app.access);
+    T_EQ(r.status, 200);
+    T_TRUE(cJSON_GetObjectItem(r.json, "email") == NULL); /* not shown to app passwords */
+    resp_free(&r);
+    /* App passwords cannot manage app passwords or the account. */
+    r = post(pds.port, "com.atproto.server.createAppPassword", app.access, "{\"name\":\"x\"}");
+    T_ERR(r, 401, "InvalidToken");
+    resp_free(&r);
+    r = get(pds.port, "/xrpc/com.atproto.server.listAppPasswords", app.access);
+    T_ERR(r, 401, "InvalidToken");
+    resp_free(&r);
+    r = post(pds.port, "com.atproto.server.deactivateAccount", app.access, "{}");
+    T_ERR(r, 401, "InvalidToken");
+    resp_free(&r);
+    r = get(pds.port, "/xrpc/com.atproto.server.listAppPasswords", alice.access);
+    T_EQ(r.status, 200);
+    T_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "passwords")), 1);
+    T_TRUE(r.text && strstr(r.text, "\"name\":\"phone\"") && !strstr(r.text, pw));
+    resp_free(&r);
+    r = post(pds.port, "com.atproto.server.revokeAppPassword", alice.access,
+             "{\"name\":\"phone\"}");
+    T_EQ(r.status, 200);
+    resp_free(&r);
+    r = login(pds.port, "alice.test", pw);
+    T_ERR(r, 401, "AuthenticationRequired");
+    resp_free(&r);
+    r = post(pds.port, "com.atproto.server.refreshSession", app.refresh, NULL);
+    T_ERR(r, 400, "ExpiredToken");
+    resp_free(&r);
+    snprintf(body, sizeof body, "{\"name\":\"\"}");
+    r = post(pds.port, "com.atproto.server.createAppPassword", alice.access, body);
+    T_ERR(r, 400, "InvalidRequest");
+    resp_free(&r);
+}
+
+static void test_account_status(void)
+{
+    resp r = get(pds.port, "/xrpc/com.atproto.server.checkAccountStatus", alice.access);
+    T_EQ(r.status, 200);
+    T_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "activated")));
+#ifdef PDS_HAVE_ACTOR_STORE
+    T_TRUE(strlen(jstr(&r, "repoCommit")) > 10); /* the actor store made the empty repo */
+#else
+    T_STREQ(jstr(&r, "repoCommit"), ""); /* built without the actor store: no repo yet */
+#endif
+    resp_free(&r);
+    r = post(pds.port, "com.atproto.server.deactivateAccount", alice.access, "{}");
+    T_EQ(r.status, 200);
+    resp_free(&r);
+    r = get(pds.port, "/xrpc/com.atproto.server.checkAccountStatus", alice.access);
+    T_TRUE(cJSON_IsFalse(cJSON_GetObjectItem(r.json, "activated")));
+    resp_free(&r);
+    r = login(pds.port, "alice.test", "hunter22");
+    T_EQ(r.status, 200);
+    T_STREQ(jstr(&r, "status"), "deactivated");
+    resp_free(&r);
+    r = post(pds.port, "com.atproto.server.activateAccount", alice.access, NULL);
+    T_EQ(r.status, 200);
+    resp_free(&r);
+    r = get(pds.port, "/xrpc/com.atproto.server.checkAccountStatus", alice.access);
+    T_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(r.json, "activated")));
+    resp_free(&r);
+}
+
+static void test_request_errors(void)
+{
+    char *big;
+    resp r = post(pds.port, "com.atproto.server.createSession", NULL, "{not json");
+    T_ERR(r, 400, "InvalidRequest");
+    resp_free(&r);
+    r = post(pds.port, "com.atproto.server.createSession", NULL, "[1,2]");
+    T_ERR(r, 400, "InvalidRequest");
+    resp_free(&r);
+    r = post(pds.port, "com.example.nothing", NULL, "{}");
+    T_ERR(r, 501, "MethodNotImplemented");
+    resp_free(&r);
+    r = get(pds.port, "/xrpc/com.atproto.server.createSession", NULL);
+    T_EQ(r.status, 400);
+    resp_free(&r);
+    /* 2 MiB of JSON: over the JSON limit (1 MiB), under the blob limit the server enforces. */
+    big = malloc(2u << 20);
+    memset(big, ' ', 2u << 20);
+    big[0] = '{', big[(2u << 20) - 1] = '}';
+    r = call(pds.port, "POST", "/xrpc/com.atproto.server.createSession", NULL, big, 2u << 20,
+             NULL);
+    T_ERR(r, 413, "PayloadTooLarge");
+    resp_free(&r);
+    /* 6 MiB: past the server's own body bound. */
+    big = realloc(big, 6u << 20);
+    memset(big, ' ', 6u << 20);
+    r = call(pds.port, "POST", "/xrpc/com.atproto.server.createSession", NULL, big, 6u << 20,
+             NULL);
+    T_EQ(r.status, 413);
+    resp_free(&r);
+    free(big);
+}
+
+/* ---- the strict daemon: invites required, rate limits, 3 s access tokens, no grace ---- */
+
+static session carol;
+
+static void test_invites(void)
+{
+    char code[128], body[256];
+    resp r = create_account(strict.port, "carol.test", "carol@example.com", "pw-carol", NULL);
+    T_ERR(r, 400, "InvalidInviteCode");
+    resp_free(&r);
+    r = create_account(strict.port, "carol.test", "carol@example.com", "pw-carol", "nope-1");
+    T_ERR(r, 400, "InvalidInviteCode");
+    resp_free(&r);
+    r = post(strict.port, "com.atproto.server.createInviteCode", NULL, "{\"useCount\":1}");
+    T_ERR(r, 401, "AuthMissing");
+    resp_free(&r);
+    /* admin:wrong */
+    r = post(strict.port, "com.atproto.server.createInviteCode", "Basic YWRtaW46d3Jvbmc=",
+             "{\"useCount\":1}");
+    T_ERR(r, 401, "AuthenticationRequired");
+    resp_free(&r);
+    /* admin:adminpw */
+    r = post(strict.port, "com.atproto.server.createInviteCode", "Basic YWRtaW46YWRtaW5wdw==",
+             "{\"useCount\":0}");
+    T_ERR(r, 400, "InvalidRequest");
+    resp_free(&r);
+    r = post(strict.port, "com.atproto.server.createInviteCode", "Basic YWRtaW46YWRtaW5wdw==",
+             "{\"useCount\":1}");
+    T_EQ(r.status, 200);
+    snprintf(code, sizeof code, "%s", jstr(&r, "code"));
+    T_TRUE(strncmp(code, "localhost-", 10) == 0);
+    resp_free(&r);
+    r = create_account(strict.port, "carol.test", "carol@example.com", "pw-carol", code);
+    T_TRUE(session_from(&r, &carol));
+    resp_free(&r);
+    r = create_account(strict.port, "dave.test", "dave@example.com", "pw-dave", code);
+    T_ERR(r, 400, "InvalidInviteCode"); /* used up */
+    resp_free(&r);
+    snprintf(body, sizeof body, "{\"codeCount\":2,\"useCount\":3,\"forAccounts\":[\"%s\"]}",
+             carol.did);
+    r = post(strict.port, "com.atproto.server.createInviteCodes", "Basic YWRtaW46YWRtaW5wdw==",
+             body);
+    T_EQ(r.status, 200);
+    T_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(
+             cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "codes"), 0), "codes")), 2);
+    resp_free(&r);
+    /* A fresh session: carol's first access token may have expired (3 s) by now. */
+    r = login(strict.port, "carol.test", "pw-carol");
+    T_TRUE(session_from(&r, &carol));
+    resp_free(&r);
+    r = get(strict.port, "/xrpc/com.atproto.server.getAccountInviteCodes", carol.access);
+    T_EQ(r.status, 200);
+    T_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "codes")), 2);
+    resp_free(&r);
+}
+
+/* The official client (@atproto/api AtpAgent) on the strict daemon: its refresh-on-expiry
+ * logic meets our 3 s access tokens. */
+static void test_official_client(void)
+{
+    char cmd[1024], out[4096] = "", code[128];
+    size_t n = 0;
+    FILE *p;
+    resp r = post(strict.port, "com.atproto.server.createInviteCode", "Basic YWRtaW46YWRtaW5wdw==",
+                  "{\"useCount\":1}");
+    snprintf(code, sizeof code, "%s", jstr(&r, "code"));
+    resp_free(&r);
+    snprintf(cmd, sizeof cmd, "%s %s/pds/tests/pds_interop.mjs http://127.0.0.1:%u "
+             "%s/tests/interop %d %s 2>&1", ATP_NODE, ATP_SOURCE_DIR, strict.port,
+             ATP_SOURCE_DIR, (int)getpid() % 100000, code);
+    p = popen(cmd, "r");
+    T_TRUE(p != NULL);
+    if (!p) {
+        return;
+    }
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    T_EQ(pclose(p), 0);
+    T_TRUE(strstr(out, "\"ok\":true") != NULL);
+    if (!strstr(out, "\"ok\":true")) {
+        printf("# node: %s\n", out);
+    }
+}
+
+static void test_expiry_and_rotation(void)
+{
+    session s, s2;
+    resp r = login(strict.port, "carol.test", "pw-carol");
+    T_TRUE(session_from(&r, &s));
+    resp_free(&r);
+    sleep_ms(3200); /* access tokens live 3 s here (1 s is too short under ASan) */
+    r = get(strict.port, "/xrpc/com.atproto.server.getSession", s.access);
+    T_ERR(r, 400, "ExpiredToken"); /* what @atproto/api refreshes on */
+    resp_free(&r);
+    r = post(strict.port, "com.atproto.server.refreshSession", s.refresh, NULL);
+    T_TRUE(session_from(&r, &s2));
+    resp_free(&r);
+    r = get(strict.port, "/xrpc/com.atproto.server.getSession", s2.access);
+    T_EQ(r.status, 200);
+    resp_free(&r);
+    /* No grace configured: the rotated token is refused at once. */
+    r = post(strict.port, "com.atproto.server.refreshSession", s.refresh, NULL);
+    T_ERR(r, 400, "ExpiredToken");
+    resp_free(&r);
+    r = post(strict.port, "com.atproto.server.refreshSession", s2.refresh, NULL);
+    T_EQ(r.status, 200);
+    resp_free(&r);
+}
+
+static void test_rate_limit(void)
+{
+    int allowed = 0;
+    resp r;
+    memset(&r, 0, sizeof r);
+    for (int i = 0; i < 10; i++) {
+        r = login(strict.port, "carol.test", "wrong-password");
+        if (r.status != 401) {
+            break;
+        }
+        T_STREQ(r.ratelimit_limit, " 5\r\n");
+        allowed++;
+        resp_free(&r);
+    }
+    T_ERR(r, 429, "RateLimitExceeded");
+    T_TRUE(allowed <= 5); /* earlier logins in this run used some of the 5 points */
+    resp_free(&r);
+    /* The unlimited daemon never says 429. */
+    for (int i = 0; i < 8; i++) {
+        r = login(pds.port, "alice.test", "wrong-password");
+        T_EQ(r.status, 401);
+        resp_free(&r);
+    }
+}
+
+/* Child side: the expected configuration errors stay out of the test output. */
+static void quiet(void)
+{
+    int fd = open("/dev/null", O_WRONLY);
+    if (fd >= 0) {
+        dup2(fd, 2);
+        close(fd);
+    }
+}
+
+static void test_config_and_shutdown(void)
+{
+    static const char *const bad_env[] = {"PDS_JWT_SECRET=", NULL};
+    static const char *const bad_port[] = {"PDS_PORT=-1", NULL};
+    proc p;
+    int st = 0;
+    /* exit 78 (EX_CONFIG) on a missing secret or a bad value. */
+    p.pid = fork();
+    if (p.pid == 0) {
+        quiet();
+        set_kv(bad_env[0]);
+        setenv("PDS_HOSTNAME", "localhost", 1);
+        setenv("PDS_DATA_DIRECTORY", "/tmp", 1);
+        setenv("PDS_ADMIN_PASSWORD", "x", 1);
+        setenv("PDS_DEV_MODE", "true", 1);
+        execl(PDS_BIN, "pds", (char *)NULL);
+        _exit(127);
+    }
+    waitpid(p.pid, &st, 0);
+    T_EQ(WEXITSTATUS(st), 78);
+    p.pid = fork();
+    if (p.pid == 0) {
+        quiet();
+        set_kv(bad_port[0]);
+        setenv("PDS_JWT_SECRET", "s", 1);
+        setenv("PDS_HOSTNAME", "localhost", 1);
+        execl(PDS_BIN, "pds", (char *)NULL);
+        _exit(127);
+    }
+    waitpid(p.pid, &st, 0);
+    T_EQ(WEXITSTATUS(st), 78);
+    /* The secrets never reach the log. */
+    char *log = t_read_file(pds.log, NULL);
+    T_TRUE(log && strstr(log, "test-secret") == NULL && strstr(log, "adminpw") == NULL);
+    free(log);
+    T_EQ(daemon_stop(&pds, SIGTERM), 0);
+    T_EQ(daemon_stop(&strict, SIGTERM), 0);
+    T_EQ(daemon_stop(&plc, SIGTERM), 0);
+}
+
+int main(void)
+{
+    char cmd[128];
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_pds.XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        return 1;
+    }
+    T_RUN(test_start);
+    if (plc.port && pds.port && strict.port) {
+        T_RUN(test_describe_and_health);
+        T_RUN(test_create_account);
+        T_RUN(test_create_account_refusals);
+        T_RUN(test_login);
+        T_RUN(test_get_session_auth);
+        T_RUN(test_refresh_rotation);
+        T_RUN(test_app_passwords);
+        T_RUN(test_account_status);
+        T_RUN(test_request_errors);
+        T_RUN(test_invites);
+        T_RUN(test_official_client);
+        T_RUN(test_expiry_and_rotation);
+        T_RUN(test_rate_limit);
+        T_RUN(test_config_and_shutdown);
+    }
+    daemon_stop(&pds, SIGKILL);
+    daemon_stop(&strict, SIGKILL);
+    daemon_stop(&plc, SIGKILL);
+    curl_global_cleanup();
+    if (t__failed == 0) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+        if (system(cmd) != 0) {
+            printf("# could not remove %s\n", tmpdir);
+        }
+    }
+    return t_done();
+}
