@@ -9,7 +9,7 @@
 typedef enum {
     O_HOST, O_PORT, O_HOSTNAME, O_DATA, O_BLOBDIR, O_BLOBLIM, O_JWT, O_ADMIN, O_ROTKEY,
     O_PLC, O_DOMAINS, O_INVITE, O_DEV, O_AVURL, O_AVDID, O_CRAWLERS, O_RL, O_RLS, O_RLA,
-    O_ATTL, O_RTTL, O_GRACE, O_LEVEL, O_LOGEN, O_DEST, O_WORKERS,
+    O_ATTL, O_RTTL, O_GRACE, O_LEVEL, O_LOGEN, O_DEST, O_WORKERS, O_LEXDIR,
 } opt_id;
 
 typedef struct opt_def {
@@ -45,6 +45,7 @@ static const opt_def opts[] = {
     {O_LOGEN, NULL, "LOG_ENABLED"},
     {O_DEST, NULL, "LOG_DESTINATION"},
     {O_WORKERS, "--workers", "PDS_WORKERS"},
+    {O_LEXDIR, "--lexicons", "PDS_LEXICON_DIRECTORY"},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -160,6 +161,7 @@ static int set_text(pds_config *c, opt_id id, const char *name, const char *v, a
     case O_HOSTNAME: return copy_str(name, v, c->hostname, sizeof c->hostname, err);
     case O_DATA: return copy_str(name, v, c->data_dir, sizeof c->data_dir, err);
     case O_BLOBDIR: return copy_str(name, v, c->blob_dir, sizeof c->blob_dir, err);
+    case O_LEXDIR: return copy_str(name, v, c->lexicon_dir, sizeof c->lexicon_dir, err);
     case O_JWT: return copy_str(name, v, c->jwt_secret, sizeof c->jwt_secret, err);
     case O_ADMIN: return copy_str(name, v, c->admin_password, sizeof c->admin_password, err);
     case O_AVDID: return copy_str(name, v, c->appview_did, sizeof c->appview_did, err);

@@ -7,6 +7,8 @@
  *   --hostname H      PDS_HOSTNAME           public hostname (required); service DID did:web:H
  *   --data DIR        PDS_DATA_DIRECTORY     service db and account files (required)
  *                     PDS_BLOBSTORE_DISK_LOCATION  blobs (default DATA/blocks)
+ *   --lexicons         PDS_LEXICON_DIRECTORY        record schemas (default: the source tree's
+ *                                                   pds/lexicons, baked in at build time)
  *                     PDS_BLOB_UPLOAD_LIMIT  bytes (default 5 MiB)
  *                     PDS_JWT_SECRET         HS256 secret of session tokens (required)
  *                     PDS_ADMIN_PASSWORD     HTTP Basic admin password (required)
@@ -47,6 +49,7 @@ typedef struct pds_config {
     char hostname[254];
     char data_dir[1024];
     char blob_dir[1024];
+    char lexicon_dir[1024]; /* PDS_LEXICON_DIRECTORY; empty: the build's pds/lexicons */
     size_t blob_upload_limit;
     char jwt_secret[512];
     char admin_password[512];

@@ -116,7 +116,8 @@ static int open_actors(const pds_config *cfg, pds_ctx *ctx)
     pds_actor_store_opts o;
     atp_err err;
     atp_err_clear(&err);
-    if (pds_lexicons_load(NULL, &g_lex, NULL, &err) < 0) {
+    const char *lexdir = cfg->lexicon_dir[0] ? cfg->lexicon_dir : NULL;
+    if (pds_lexicons_load(lexdir, &g_lex, NULL, &err) < 0) {
         atp_logf(ATP_LOG_ERROR, "main", "lexicons: %s", err.msg);
         return 1;
     }
