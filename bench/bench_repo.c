@@ -8,7 +8,9 @@
  *                                block hash, the whole tree, every record) into a memory store
  *   bench_repo DIR commits [M]   after an untimed import: M single-record commits one by one
  *                                (80 % creates, 10 % updates, 10 % deletes), each also checked
- *                                by sync v1.1 inversion from its #commit CAR slice
+ *                                by sync v1.1 inversion from its #commit CAR slice;
+ *                                atp_repo_apply_store removes the blocks each commit makes
+ *                                unreachable (superseded record blocks are left in place)
  *
  * DIR holds corpus.cbor / corpus.idx (bench/js/gen_corpus.mjs), read whole before any phase but
  * import; the CAR is always streamed from its file in 64 KiB chunks (bench_repo.mjs does the

@@ -419,6 +419,7 @@ typedef struct apply_ctx {
     atp_repo_op *ops;
     atp__cidset seen; /* blocks already in nodes/proof */
     atp__blockvec nodes, proof, recs;
+    atp__blockvec gone; /* removed blocks (data unused) */
 } apply_ctx;
 
 typedef struct path_ix {
@@ -577,6 +578,53 @@ static int collect_tree_blocks(apply_ctx *c, const atp_repo_write *w, size_t n, 
     return rc;
 }
 
+/* ---- garbage of a commit ---- */
+
+static int collect_gone(void *ctx, const atp_cid *cid, atp_slice bytes)
+{
+    (void)bytes;
+    atp__blockvec_push(&((apply_ctx *)ctx)->gone, cid, atp_slice_make(NULL, 0));
+    return 0;
+}
+
+/* The previous commit and the old tree's nodes that the new tree lacks. A diff from the new
+ * tree to the old one hands exactly those to fn_node; it skips equal subtrees, so it touches
+ * only the nodes on the edited paths, which the edits loaded anyway. */
+static int collect_removed(apply_ctx *c, const atp_cid *data)
+{
+    atp_repo *r = c->r;
+    if (!r->has_head) {
+        return 0; /* before the first commit nothing was stored, not even the empty tree */
+    }
+    collect_gone(c, &r->head, atp_slice_make(NULL, 0));
+    if (atp_cid_eq(data, &r->data)) {
+        return 0; /* same tree (an empty commit) */
+    }
+    return atp_mst_diff(c->work, r->tree, NULL, collect_gone, c, c->err);
+}
+
+/* Lays out `removed` (less anything the commit writes or proves: `seen` holds those) and the
+ * record candidates: previous CIDs of updates and deletes that no write of this commit uses. */
+static void layout_removed(apply_ctx *c, size_t n, atp_repo_commit *res)
+{
+    atp__cidset maybe = {0};
+    res->removed = atp_arena_alloc(c->a, (c->gone.n ? c->gone.n : 1) * sizeof(atp_cid));
+    for (size_t i = 0; i < c->gone.n; i++) {
+        if (!atp__cidset_has(&c->seen, &c->gone.v[i].cid)) {
+            res->removed[res->n_removed++] = c->gone.v[i].cid;
+        }
+    }
+    res->removed_records_maybe = atp_arena_alloc(c->a, (n ? n : 1) * sizeof(atp_cid));
+    for (size_t i = 0; i < n; i++) {
+        const atp_repo_op *op = &c->ops[i];
+        if (op->has_prev && !atp__cidset_has(&c->seen, &op->prev) &&
+            atp__cidset_add(&maybe, &op->prev)) {
+            res->removed_records_maybe[res->n_removed_records_maybe++] = op->prev;
+        }
+    }
+    atp__cidset_release(&maybe);
+}
+
 /* Signs the commit over the new root and lays out the result. */
 static int finish_commit(apply_ctx *c, size_t n, const atp_cid *data, atp_repo_commit *out)
 {
@@ -616,6 +664,8 @@ static int finish_commit(apply_ctx *c, size_t n, const atp_cid *data, atp_repo_c
     for (size_t i = 0; i < c->proof.n; i++) {
         res.proof[res.n_proof++] = c->proof.v[i];
     }
+    /* `seen` now holds every block of the new commit: blocks, proof, records. */
+    layout_removed(c, n, &res);
     *out = res;
     return 0;
 }
@@ -629,6 +679,7 @@ static int apply_all(apply_ctx *c, const atp_repo_write *w, size_t n, atp_repo_c
     }
     rc = rc ? rc : atp_mst_root(c->work, &data, c->err);
     rc = rc ? rc : collect_tree_blocks(c, w, n, &data);
+    rc = rc ? rc : collect_removed(c, &data);
     return rc ? rc : finish_commit(c, n, &data, out);
 }
 
@@ -656,6 +707,7 @@ int atp_repo_apply(atp_repo *r, const atp_repo_write *writes, size_t n, atp_aren
     atp__blockvec_release(&c.nodes);
     atp__blockvec_release(&c.proof);
     atp__blockvec_release(&c.recs);
+    atp__blockvec_release(&c.gone);
     atp_mst_destroy(r->pending);
     r->pending = NULL;
     if (rc != 0) {
@@ -692,6 +744,8 @@ int atp_repo_apply_store(atp_repo *r, const atp_repo_write *writes, size_t n, at
     atp_repo_commit c;
     int rc = atp_repo_apply(r, writes, n, a, &c, err);
     rc = rc ? rc : atp_blockstore_put_batch(r->bs, c.blocks, c.n_blocks, atp_slice_str(c.rev), err);
+    /* After the put: a failure in between leaves garbage, never a hole. */
+    rc = rc ? rc : atp_blockstore_remove_batch(r->bs, c.removed, c.n_removed, err);
     rc = rc ? rc : atp_repo_accept(r, &c, err);
     if (rc != 0) {
         atp_mst_destroy(r->pending);
@@ -712,4 +766,47 @@ int atp_repo_commit_car(const atp_repo_commit *c, atp_car_writer *w, atp_err *er
         rc = atp_car_write_block(w, &c->proof[i].cid, c->proof[i].data);
     }
     return rc ? atp_err_set(err, rc, 0, "writing the commit CAR failed") : 0;
+}
+
+/* ---- records no path uses ---- */
+
+typedef struct unused_ctx {
+    atp__cidset want, used;
+} unused_ctx;
+
+static int unused_leaf(void *ctx, atp_slice key, const atp_cid *val)
+{
+    unused_ctx *u = ctx;
+    (void)key;
+    if (atp__cidset_has(&u->want, val)) {
+        atp__cidset_add(&u->used, val);
+    }
+    return 0;
+}
+
+int atp_repo_unused_records(atp_repo *r, const atp_cid *cids, size_t n, atp_arena *a,
+                            atp_cid **out, size_t *n_out, atp_err *err)
+{
+    unused_ctx u = {{0}, {0}};
+    atp_mst_list_opts all = {{NULL, 0}, {NULL, 0}, false, 0};
+    atp_cid *res = atp_arena_alloc(a, (n ? n : 1) * sizeof *res);
+    size_t k = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        atp__cidset_add(&u.want, &cids[i]);
+    }
+    rc = n ? atp_mst_list(r->tree, &all, unused_leaf, &u, err) : 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        /* `used` doubles as the "already listed" set from here on. */
+        if (atp__cidset_add(&u.used, &cids[i])) {
+            res[k++] = cids[i];
+        }
+    }
+    atp__cidset_release(&u.want);
+    atp__cidset_release(&u.used);
+    if (rc == 0) {
+        *out = res;
+        *n_out = k;
+    }
+    return rc;
 }

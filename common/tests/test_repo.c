@@ -1018,11 +1018,34 @@ static void test_export_since(void)
     atp_car_writer_init_buf(&wr, &car);
     T_OK(atp_repo_export_since(r, atp_slice_str(c1.rev), &wr, NULL));
     n = car_cids(atp_buf_slice(&car), cids, 64);
-    T_EQ(n, c2.n_blocks + c3.n_blocks);
+    /* c3 removed c2's commit and the nodes it replaced: they no longer appear. */
+    T_TRUE(c3.n_removed >= 2);
+    {
+        size_t kept = 0;
+        for (size_t i = 0; i < c2.n_blocks; i++) {
+            bool gone = false;
+            for (size_t j = 0; j < c3.n_removed; j++) {
+                gone = gone || atp_cid_eq(&c2.blocks[i].cid, &c3.removed[j]);
+            }
+            kept += !gone;
+        }
+        T_TRUE(kept < c2.n_blocks);
+        T_EQ(n, kept + c3.n_blocks);
+    }
     T_TRUE(block_in(c2.blocks, c2.n_blocks, &cids[0]));
     for (size_t i = 0; i < n; i++) {
         T_FALSE(block_in(c1.blocks, c1.n_blocks, &cids[i]));
+        T_TRUE(block_in(c2.blocks, c2.n_blocks, &cids[i]) ||
+               block_in(c3.blocks, c3.n_blocks, &cids[i]));
+        for (size_t j = 0; j < c3.n_removed; j++) {
+            T_FALSE(atp_cid_eq(&cids[i], &c3.removed[j]));
+        }
     }
+    for (size_t j = 0; j < c3.n_removed; j++) {
+        T_TRUE(block_in(c1.blocks, c1.n_blocks, &c3.removed[j]) ||
+               block_in(c2.blocks, c2.n_blocks, &c3.removed[j]));
+    }
+    T_TRUE(atp_cid_eq(&c3.removed[0], &c2.cid));
     {
         atp_car_mem mm;
         T_OK(atp_car_mem_open(&mm, atp_buf_slice(&car), NULL, 0, NULL));
@@ -1577,6 +1600,286 @@ static void test_interop_commit_proofs(void)
     atp_key_destroy(k);
 }
 
+/* ---- garbage collection (spec §7: the store keeps only the current tree) ---- */
+
+#define GC_IDS 120
+
+/* Which content each path holds (0: absent); contents come from a small pool so that the same
+ * record lives under several paths and a deleted record comes back. */
+typedef struct gc_model {
+    unsigned content[GC_IDS];
+} gc_model;
+
+static atp_cbor *gc_record(atp_arena *a, unsigned content)
+{
+    return record_for(a, "app.bsky.feed.like", 1000000u + content);
+}
+
+static atp_cid gc_cid(unsigned content)
+{
+    atp_arena *a = atp_arena_create(0);
+    atp_buf b;
+    atp_cid cid;
+    atp_buf_init(&b, 0);
+    atp_cbor_encode(&b, gc_record(a, content));
+    atp_cid_compute(&cid, ATP_CODEC_DAG_CBOR, atp_buf_slice(&b));
+    atp_buf_release(&b);
+    atp_arena_destroy(a);
+    return cid;
+}
+
+typedef struct cid_list {
+    atp_cid *v;
+    size_t n, cap;
+} cid_list;
+
+static int gc_collect(void *ctx, const atp_cid *cid, atp_slice data)
+{
+    cid_list *l = ctx;
+    (void)data;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 256;
+        l->v = atp_xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = *cid;
+    return 0;
+}
+
+/* The store holds exactly what a fresh export/import of the repo holds. */
+static void gc_check_exact(atp_repo *r, const atp_key *k)
+{
+    atp_blockstore *fresh = atp_blockstore_mem_create();
+    atp_arena *a = atp_arena_create(0);
+    atp_repo_import_opts o = {k, atp_slice_str(ex_did), NULL, NULL, NULL};
+    atp_repo_info info;
+    atp_err err = {0};
+    cid_list l = {NULL, 0, 0};
+    atp_buf car;
+    size_t extra = 0;
+    export_car(r, &car);
+    T_OKE(atp_repo_import(atp_buf_slice(&car), &o, fresh, a, &info, &err), &err);
+    T_OK(atp_blockstore_each_since(atp_repo_store(r), ATP_SLICE_LIT(""), gc_collect, &l, NULL));
+    T_EQ(l.n, atp_blockstore_mem_count(fresh));
+    for (size_t i = 0; i < l.n; i++) {
+        bool has = false;
+        T_OK(atp_blockstore_has(fresh, &l.v[i], &has, NULL));
+        extra += !has;
+    }
+    T_EQ(extra, 0);
+    free(l.v);
+    atp_buf_release(&car);
+    atp_arena_destroy(a);
+    atp_blockstore_destroy(fresh);
+}
+
+/* apply_store, then the caller's part: the maybe-unused records no path uses any more. */
+static void gc_commit(atp_repo *r, const atp_repo_write *w, size_t n, atp_repo_commit *out,
+                      atp_arena *a)
+{
+    atp_err err = {0};
+    atp_cid *unused = NULL;
+    size_t n_unused = 0;
+    T_OKE(atp_repo_apply_store(r, w, n, a, out, &err), &err);
+    for (size_t i = 0; i < out->n_removed; i++) {
+        bool has = true;
+        T_OK(atp_blockstore_has(atp_repo_store(r), &out->removed[i], &has, NULL));
+        T_FALSE(has);
+        T_FALSE(block_in(out->blocks, out->n_blocks, &out->removed[i]));
+        T_FALSE(block_in(out->proof, out->n_proof, &out->removed[i]));
+    }
+    T_OKE(atp_repo_unused_records(r, out->removed_records_maybe, out->n_removed_records_maybe, a,
+                                  &unused, &n_unused, &err),
+          &err);
+    T_OK(atp_blockstore_remove_batch(atp_repo_store(r), unused, n_unused, NULL));
+}
+
+static bool gc_has(atp_repo *r, const atp_cid *c)
+{
+    bool has = false;
+    T_OK(atp_blockstore_has(atp_repo_store(r), c, &has, NULL));
+    return has;
+}
+
+/* Identical records under two paths, then a record re-created with the same content. */
+static void gc_scripted(atp_repo *r, const atp_key *k, gc_model *m)
+{
+    atp_arena *a = atp_arena_create(0);
+    atp_repo_write w[2];
+    atp_repo_commit c, prev;
+    atp_cid x = gc_cid(7);
+    w[0] = wcreate(path_for(a, 0), gc_record(a, 7));
+    w[1] = wcreate(path_for(a, 1), gc_record(a, 7));
+    gc_commit(r, w, 2, &prev, a);
+    T_EQ(prev.n_removed, 0); /* the first commit: nothing before it */
+    w[0] = wdelete(path_for(a, 0));
+    gc_commit(r, w, 1, &c, a);
+    T_EQ(c.n_removed_records_maybe, 1);
+    T_TRUE(atp_cid_eq(&c.removed_records_maybe[0], &x));
+    T_TRUE(atp_cid_eq(&c.removed[0], &prev.cid));
+    T_TRUE(gc_has(r, &x)); /* path 1 still holds it */
+    gc_check_exact(r, k);
+    w[0] = wdelete(path_for(a, 1));
+    gc_commit(r, w, 1, &c, a);
+    T_FALSE(gc_has(r, &x));
+    gc_check_exact(r, k); /* the empty tree */
+    w[0] = wcreate(path_for(a, 2), gc_record(a, 7));
+    gc_commit(r, w, 1, &c, a);
+    T_TRUE(gc_has(r, &x));
+    /* Update to the same content that another write of the batch drops: stays. */
+    w[0] = wupdate(path_for(a, 2), gc_record(a, 8));
+    w[1] = wcreate(path_for(a, 3), gc_record(a, 7));
+    gc_commit(r, w, 2, &c, a);
+    T_EQ(c.n_removed_records_maybe, 0);
+    T_TRUE(gc_has(r, &x));
+    gc_check_exact(r, k);
+    m->content[2] = 8;
+    m->content[3] = 7;
+    atp_arena_destroy(a);
+}
+
+static size_t gc_random_batch(atp_arena *a, gc_model *m, atp_repo_write *w, unsigned *ids)
+{
+    size_t n = 1 + (size_t)(rnd() % 6), k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned id = (unsigned)(rnd() % GC_IDS), content = 1 + (unsigned)(rnd() % 12);
+        if (in_batch(ids, k, id)) {
+            continue;
+        }
+        if (m->content[id] == 0) {
+            w[k] = wcreate(path_for(a, id), gc_record(a, content));
+        } else if (rnd() % 3 == 0) {
+            w[k] = wdelete(path_for(a, id));
+            content = 0;
+        } else {
+            w[k] = wupdate(path_for(a, id), gc_record(a, content));
+        }
+        ids[k] = id;
+        m->content[id] = content;
+        k++;
+    }
+    return k;
+}
+
+typedef struct gc_walk {
+    atp_blockstore *bs;
+    size_t nodes, leaves, missing;
+} gc_walk;
+
+static int gc_walk_node(void *ctx, const atp_cid *cid, atp_slice bytes)
+{
+    (void)cid;
+    (void)bytes;
+    ((gc_walk *)ctx)->nodes++;
+    return 0;
+}
+
+static int gc_walk_leaf(void *ctx, atp_slice key, const atp_cid *val)
+{
+    gc_walk *g = ctx;
+    bool has = false;
+    (void)key;
+    g->leaves++;
+    if (atp_blockstore_has(g->bs, val, &has, NULL) != 0 || !has) {
+        g->missing++;
+    }
+    return 0;
+}
+
+/* The reopened repo walks completely and matches the model. */
+static void gc_reopen(atp_repo *r, const atp_key *k, const gc_model *m)
+{
+    atp_arena *a = atp_arena_create(0);
+    atp_repo *r2 = NULL;
+    size_t live = 0;
+    T_OK(atp_repo_open(atp_repo_store(r), atp_repo_head(r), k, NULL, &r2, NULL));
+    gc_walk g = {atp_repo_store(r), 0, 0, 0};
+    T_OK(atp_mst_walk(atp_repo_tree(r2), gc_walk_node, gc_walk_leaf, &g, NULL));
+    T_TRUE(g.nodes > 1);
+    T_EQ(g.missing, 0);
+    for (unsigned id = 0; id < GC_IDS; id++) {
+        atp_cid got, want;
+        atp_slice bytes;
+        bool found = false;
+        T_OK(atp_repo_get(r2, path_for(a, id), a, &got, &bytes, &found, NULL));
+        T_EQ(found, m->content[id] != 0);
+        if (found) {
+            want = gc_cid(m->content[id]);
+            T_TRUE(atp_cid_eq(&got, &want));
+            live++;
+        }
+    }
+    T_EQ(g.leaves, live);
+    printf("# reopened after GC: %zu records, %zu nodes, all present\n", live, g.nodes);
+    gc_check_exact(r2, k);
+    atp_repo_destroy(r2);
+    atp_arena_destroy(a);
+}
+
+static void gc_run(atp_blockstore *bs)
+{
+    atp_key *k = ex_key();
+    atp_repo *r = NULL;
+    gc_model *m = atp_xcalloc(1, sizeof *m);
+    size_t removed = 0, maybe = 0;
+    T_OK(atp_repo_create(bs, atp_slice_str(ex_did), k, NULL, &r, NULL));
+    gc_scripted(r, k, m);
+    for (int i = 0; i < 150; i++) {
+        atp_arena *a = atp_arena_create(0);
+        atp_repo_write w[8];
+        unsigned ids[8];
+        atp_repo_commit c;
+        size_t n = gc_random_batch(a, m, w, ids);
+        gc_commit(r, w, n, &c, a);
+        removed += c.n_removed;
+        maybe += c.n_removed_records_maybe;
+        if (i % 50 == 49) {
+            gc_check_exact(r, k);
+        }
+        atp_arena_destroy(a);
+    }
+    printf("# 150 random commits: %zu blocks removed, %zu maybe-unused records\n", removed,
+           maybe);
+    T_TRUE(removed > 300 && maybe > 50);
+    gc_reopen(r, k, m);
+    /* Proofs and inversion of the current commit still work over the collected store. */
+    {
+        atp_arena *a = atp_arena_create(0);
+        atp_repo_write w = wcreate(path_for(a, GC_IDS + 1), gc_record(a, 3));
+        atp_repo_commit c;
+        atp_repo_invert_report rep;
+        atp_buf car;
+        atp_err err = {0};
+        gc_commit(r, &w, 1, &c, a);
+        commit_car(&c, true, &car);
+        T_OKE(invert(&c, atp_buf_slice(&car), k, &rep, &err), &err);
+        atp_buf_release(&car);
+        write_proof(r, path_for(a, 2), &car);
+        atp_buf_release(&car);
+        atp_arena_destroy(a);
+    }
+    atp_repo_destroy(r);
+    free(m);
+    atp_key_destroy(k);
+}
+
+static void test_gc_mem(void)
+{
+    atp_blockstore *bs = atp_blockstore_mem_create();
+    gc_run(bs);
+    atp_blockstore_destroy(bs);
+}
+
+static void test_gc_sqlite(void)
+{
+    sqlite3 *db = NULL;
+    atp_blockstore *bs = NULL;
+    T_EQ(sqlite3_open(":memory:", &db), SQLITE_OK);
+    T_OK(atp_blockstore_sqlite_create(db, &bs, NULL));
+    gc_run(bs);
+    atp_blockstore_destroy(bs);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     T_RUN(test_paths);
@@ -1593,5 +1896,7 @@ int main(void)
     T_RUN(test_import_tampered);
     T_RUN(test_import_hand_built);
     T_RUN(test_interop_commit_proofs);
+    T_RUN(test_gc_mem);
+    T_RUN(test_gc_sqlite);
     return t_done();
 }

@@ -125,13 +125,29 @@ typedef struct atp_repo_commit {
     atp_block *proof; /* unchanged MST nodes of the new tree needed to invert the ops
                        * (spec §6 "proof nodes for inversion"); already in the store */
     size_t n_proof;
+    /* Garbage (spec §7: the PDS keeps only the current tree). `removed`: blocks this commit
+     * makes unreachable for certain: the previous commit and every MST node of the previous
+     * tree that is not in the new one; never a block of `blocks` or `proof`. */
+    atp_cid *removed;
+    size_t n_removed;
+    /* Record blocks that may have become unreachable: the previous CIDs of updated and deleted
+     * records, less those this commit writes again. Not certain: identical records share one
+     * block, so another path of the new tree may still map to one of them. Proving that needs
+     * a record index (a PDS has one: "is any path still at this CID?") or a scan of the tree
+     * (atp_repo_unused_records); the repo layer keeps neither, so these are left to the
+     * caller, and atp_repo_apply_store does not remove them. */
+    atp_cid *removed_records_maybe;
+    size_t n_removed_records_maybe;
 } atp_repo_commit;
 
 /* Applies up to ATP_REPO_MAX_WRITES writes at once (zero makes an empty commit, as after a key
  * rotation) and signs the result with rev = atp_commit_next_rev(current rev). Nothing is
  * written to the store and the handle does not move: the caller stores out->blocks (one
- * put_batch tagged with out->rev, possibly inside its own transaction) and then calls
- * atp_repo_accept. A later apply without accept discards this one. Errors (err->off = index
+ * put_batch tagged with out->rev, possibly inside its own transaction), removes out->removed
+ * (and the records of out->removed_records_maybe no path uses any more), and then calls
+ * atp_repo_accept. Garbage collection assumes that no record's bytes equal an MST node of the
+ * same repo (a record is a map, and so is a node): such a record would lose its block when the
+ * node leaves the tree. A later apply without accept discards this one. Errors (err->off = index
  * of the write at fault): ATP_EINVAL (bad path, bad record, duplicate path, swap on a create,
  * create of an existing path), ATP_ENOTFOUND (update/delete of an absent path), ATP_ECONFLICT
  * (swap mismatch), ATP_ELIMIT (too many writes, record too big), ATP_EKEY (no signing key),
@@ -143,10 +159,29 @@ ATP_NODISCARD int atp_repo_apply(atp_repo *r, const atp_repo_write *writes, size
  * stored. ATP_EINVAL if `c` is not that pending commit. */
 ATP_NODISCARD int atp_repo_accept(atp_repo *r, const atp_repo_commit *c, atp_err *err);
 
-/* apply, then put_batch(out->blocks, out->rev), then accept: the whole write path for callers
- * without a transaction of their own. On any error the handle and the store are unchanged. */
+/* apply, then put_batch(out->blocks, out->rev), then remove_batch(out->removed), then accept:
+ * the whole write path. The new blocks go in before anything is removed, so a failure or a
+ * crash between the two leaves only unreachable extra blocks, never a missing one. Record
+ * blocks (out->removed_records_maybe) stay: the caller resolves them (see above). On an error
+ * the handle is unchanged; the store is unchanged too unless remove_batch failed after
+ * put_batch succeeded (then it holds the new commit's blocks as garbage).
+ * Transactions: the store runs put_batch and remove_batch atomically each, not together, and
+ * the head the caller persists is outside the store. A caller that persists the head (a PDS)
+ * must wrap this call and its head update in one transaction of its own (SQLite backing:
+ * BEGIN ... COMMIT on the store's connection; both batches then run as savepoints inside it):
+ * otherwise a crash after remove_batch but before the head is saved leaves the saved head
+ * pointing at removed blocks. */
 ATP_NODISCARD int atp_repo_apply_store(atp_repo *r, const atp_repo_write *writes, size_t n,
                                        atp_arena *a, atp_repo_commit *out, atp_err *err);
+
+/* For callers without a record index: which of the `n` record CIDs `cids` (e.g. a commit's
+ * removed_records_maybe, once it is accepted) no path of the current tree maps to any more.
+ * Scans every leaf of the current tree (loading all its nodes): O(records), so not per commit
+ * on a large repo. *out (arena) and *n_out get them, deduplicated, in the order given; they
+ * can then go to remove_batch. Errors: ATP_ENOTFOUND (a node is missing), ATP_EIO. */
+ATP_NODISCARD int atp_repo_unused_records(atp_repo *r, const atp_cid *cids, size_t n,
+                                          atp_arena *a, atp_cid **out, size_t *n_out,
+                                          atp_err *err);
 
 /* Writes the #commit `blocks` CAR of a commit: root = c->cid, then c->blocks and c->proof. */
 ATP_NODISCARD int atp_repo_commit_car(const atp_repo_commit *c, atp_car_writer *w, atp_err *err);
