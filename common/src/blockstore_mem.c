@@ -4,8 +4,9 @@
  * - block records (header, CID, data) are bump-allocated in 1 MiB slabs owned by the store;
  *   a block bigger than an eighth of a slab gets a slab of its own. Records never move, so get()
  *   can hand out borrowed slices. Removing a block frees its own slab if it had one; otherwise
- *   it leaves a hole in its slab until the store is destroyed (remove_batch is rare: undo of a
- *   failed write, pruning; holes never exceed what the store once held).
+ *   its slot (record size rounded up to 16 bytes) joins a free list keyed by slot size, and a
+ *   later put of that size (or up to 48 bytes smaller) reuses it before appending: a repo that
+ *   removes each commit's unreachable blocks then stops growing. Slots are never split or merged.
  * - `order` is the array of records in insertion order (each_since walks it); removed entries
  *   become NULL and the array is compacted once they outnumber the live ones.
  * - the lookup table holds 32-bit indexes into `order` (open addressing, linear probing,
@@ -24,6 +25,9 @@
 #define SLAB_SIZE ((size_t)1 << 20)
 #define SLAB_BIG (SLAB_SIZE / 8)
 #define IDX_MAX (UINT32_MAX - 1)
+#define SLOT_ALIGN ((size_t)16)
+#define N_BUCKETS (SLAB_BIG / SLOT_ALIGN + 1)
+#define FIT_TRIES 4 /* the exact bucket, then up to 3 larger ones (at most 48 bytes of slack) */
 
 typedef struct mem_rec {
     uint32_t hash;
@@ -32,7 +36,7 @@ typedef struct mem_rec {
     uint8_t cid_len;
     uint8_t own;    /* 1: the record is alone in its slab (freed on removal) */
     uint8_t marked; /* set by atp_blockstore_mem_mark */
-    uint8_t pad;
+    uint8_t slack;  /* slot size beyond the rounded record size, in SLOT_ALIGN units */
     uint8_t tail[]; /* cid, then data */
 } mem_rec;
 
@@ -42,6 +46,11 @@ struct slab {
     size_t used, cap;
     uint8_t mem[]; /* offset 32 (16 on 32-bit): 8-aligned for the records */
 };
+
+/* A free small-record slot; its size is its bucket's. */
+typedef struct free_slot {
+    struct free_slot *next;
+} free_slot;
 
 typedef struct mem_rev {
     uint8_t *ptr; /* malloc'd */
@@ -56,7 +65,8 @@ typedef struct mem_store {
     size_t n_order, order_cap;
     size_t count, bytes, n_marked;
     slab *slabs; /* the current small-record slab is first */
-    mem_rev *revs; /* revs[0] is the empty rev */
+    free_slot **free; /* N_BUCKETS lists by slot size / 16; NULL until the first one is freed */
+    mem_rev *revs;    /* revs[0] is the empty rev */
     size_t n_revs, revs_cap;
 } mem_store;
 
@@ -204,12 +214,52 @@ static void slab_unlink(mem_store *m, slab *s)
     }
 }
 
-/* Space for a record of `size` bytes (8-aligned). A big one gets its own slab, linked after
- * the current small-record slab so that the current one stays first. */
-static mem_rec *rec_alloc(mem_store *m, size_t size, bool *own)
+static size_t slot_round(size_t size)
 {
-    size = (size + 7) & ~(size_t)7;
+    return (size + SLOT_ALIGN - 1) & ~(SLOT_ALIGN - 1);
+}
+
+/* The size of small record r's slot (read before the slot is overwritten by a free link). */
+static size_t slot_size(const mem_rec *r)
+{
+    return slot_round(sizeof *r + r->cid_len + r->len) + (size_t)r->slack * SLOT_ALIGN;
+}
+
+/* Puts the slot at p (`size` bytes, in one of m's slabs) on its free list. */
+static void free_push(mem_store *m, void *p, size_t size)
+{
+    if (!m->free) {
+        m->free = atp_xcalloc(N_BUCKETS, sizeof *m->free);
+    }
+    free_slot *f = p;
+    f->next = m->free[size / SLOT_ALIGN];
+    m->free[size / SLOT_ALIGN] = f;
+}
+
+/* A free slot of at least `size` bytes (a multiple of 16, small), or NULL; *slack: the extra
+ * 16-byte units. Only a few larger buckets are tried so that slack stays small. */
+static void *free_pop(mem_store *m, size_t size, size_t *slack)
+{
+    size_t k = size / SLOT_ALIGN;
+    for (size_t t = 0; m->free && t < FIT_TRIES && k + t < N_BUCKETS; t++) {
+        free_slot *f = m->free[k + t];
+        if (f) {
+            m->free[k + t] = f->next;
+            *slack = t;
+            return f;
+        }
+    }
+    return NULL;
+}
+
+/* Space for a record of `size` bytes (rounded up to 16). A small one reuses a free slot if
+ * one fits; a big one gets its own slab, linked after the current small-record slab so that
+ * the current one stays first. */
+static mem_rec *rec_alloc(mem_store *m, size_t size, bool *own, size_t *slack)
+{
+    size = slot_round(size);
     *own = size > SLAB_BIG;
+    *slack = 0;
     if (*own) {
         slab *cur = m->slabs;
         slab *s = slab_new(m, size);
@@ -222,6 +272,10 @@ static mem_rec *rec_alloc(mem_store *m, size_t size, bool *own)
         }
         s->used = size;
         return (mem_rec *)(void *)s->mem;
+    }
+    void *p = free_pop(m, size, slack);
+    if (p) {
+        return p;
     }
     if (!m->slabs || m->slabs->cap - m->slabs->used < size) {
         (void)slab_new(m, SLAB_SIZE);
@@ -283,14 +337,15 @@ static void insert_block(mem_store *m, const atp_block *b, uint32_t rev)
         return; /* present: keeps its original rev */
     }
     bool own;
-    mem_rec *r = rec_alloc(m, sizeof *r + c->len + b->data.len, &own);
+    size_t slack;
+    mem_rec *r = rec_alloc(m, sizeof *r + c->len + b->data.len, &own, &slack);
     r->hash = h;
     r->len = (uint32_t)b->data.len;
     r->rev = rev;
     r->cid_len = c->len;
     r->own = own;
     r->marked = 0;
-    r->pad = 0;
+    r->slack = (uint8_t)slack;
     memcpy(r->tail, c->bytes, c->len);
     if (b->data.len) {
         memcpy(r->tail + c->len, b->data.ptr, b->data.len);
@@ -398,6 +453,8 @@ static void remove_slot(mem_store *m, size_t i)
     m->n_marked -= r->marked;
     if (r->own) {
         free_own(m, r);
+    } else {
+        free_push(m, r, slot_size(r));
     }
 }
 
@@ -430,6 +487,7 @@ static void mem_clear(mem_store *m)
         free(m->revs[i].ptr);
     }
     free(m->revs);
+    free(m->free);
     free(m->slots);
     free(m->order);
     atp_blockstore base = m->base;
@@ -475,6 +533,15 @@ size_t atp_blockstore_mem_bytes(const atp_blockstore *bs)
     return ((const mem_store *)bs)->bytes;
 }
 
+size_t atp_blockstore_mem_slab_bytes(const atp_blockstore *bs)
+{
+    size_t n = 0;
+    for (const slab *s = ((const mem_store *)bs)->slabs; s; s = s->next) {
+        n += s->cap;
+    }
+    return n;
+}
+
 /* ---- marks and hand-over ---- */
 
 int atp_blockstore_mem_mark(atp_blockstore *bs, const atp_cid *cid, bool *first, atp_err *err)
@@ -516,12 +583,16 @@ int atp_blockstore_mem_each_marked(atp_blockstore *bs,
     return 0;
 }
 
-/* Indexes src's record r in dst (which now owns r's slab); a duplicate stays a hole. */
+/* Indexes src's record r in dst (which now owns r's slab); a duplicate's slot is freed in
+ * dst (an own one stays: its slab is small waste that goes with dst). */
 static void adopt_rec(mem_store *dst, mem_rec *r, uint32_t rev)
 {
     reserve_one(dst);
     size_t s = find_slot(dst, rec_cid(r), r->cid_len, r->hash);
     if (dst->slots[s]) {
+        if (!r->own) {
+            free_push(dst, r, slot_size(r));
+        }
         return;
     }
     r->rev = rev;
@@ -529,13 +600,32 @@ static void adopt_rec(mem_store *dst, mem_rec *r, uint32_t rev)
     index_rec(dst, r, s);
 }
 
-/* dst takes all of src's slabs; src's own slabs of unmarked records are freed first. */
+/* src's free slots, which now lie in dst's slabs, join dst's free lists (src must not keep
+ * them: mem_clear drops its lists). */
+static void adopt_free(mem_store *dst, mem_store *src)
+{
+    for (size_t k = 0; src->free && k < N_BUCKETS; k++) {
+        while (src->free[k]) {
+            free_slot *f = src->free[k];
+            src->free[k] = f->next;
+            free_push(dst, f, k * SLOT_ALIGN);
+        }
+    }
+}
+
+/* dst takes all of src's slabs; src's own slabs of unmarked records are freed first, and its
+ * unmarked small records become free slots of dst. */
 static void adopt_all(mem_store *dst, mem_store *src, uint32_t rev)
 {
+    adopt_free(dst, src);
     for (size_t i = 0; i < src->n_order; i++) {
         mem_rec *r = src->order[i];
-        if (r && !r->marked && r->own) {
-            free_own(src, r);
+        if (r && !r->marked) {
+            if (r->own) {
+                free_own(src, r);
+            } else {
+                free_push(dst, r, slot_size(r));
+            }
             src->order[i] = NULL;
         }
     }

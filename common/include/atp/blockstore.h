@@ -95,12 +95,17 @@ static inline void atp_blockstore_destroy(atp_blockstore *bs)
  * copy; `a` is unused). each_since visits blocks in insertion order, comparing revs bytewise
  * (TID order), so an empty `rev` visits every block that was given a rev. Revs are at most 255
  * bytes; a block at most 4 GiB. remove_batch frees a big block (over 128 KiB) at once; a small
- * one leaves a hole in its slab that is only reclaimed when the store is destroyed. Owned:
- * atp_blockstore_destroy. */
+ * one's slot (its record rounded up to 16 bytes) goes on a free list by size, and a later put
+ * of a block of that size, or up to 48 bytes smaller, reuses it before the slabs grow: a store
+ * whose blocks come and go at similar sizes stays bounded (slabs themselves are only freed
+ * when the store is destroyed). Owned: atp_blockstore_destroy. */
 atp_blockstore *atp_blockstore_mem_create(void);
 /* Blocks in a memory store, and their total bytes. */
 size_t atp_blockstore_mem_count(const atp_blockstore *bs);
 size_t atp_blockstore_mem_bytes(const atp_blockstore *bs);
+/* Bytes of slab memory a memory store holds (blocks' records, free slots and unused slab
+ * tails; not the table): what the store really costs beyond its index. */
+size_t atp_blockstore_mem_slab_bytes(const atp_blockstore *bs);
 /* True if `bs` is a memory store (NULL: false). */
 bool atp_blockstore_is_mem(const atp_blockstore *bs);
 
@@ -118,7 +123,7 @@ int atp_blockstore_mem_each_marked(atp_blockstore *bs,
 /* Hands the marked blocks of memory store `src` over to memory store `dst`, tagging the ones
  * new to `dst` with `rev` (ones already there keep theirs); `src` is left empty. When the
  * marked blocks are most of `src`'s bytes, `dst` takes `src`'s slabs instead of copying (the
- * unmarked blocks then stay as holes in them, under a quarter of the bytes). ATP_EINVAL if
+ * unmarked blocks, under a quarter of the bytes, then become free slots of `dst`). ATP_EINVAL if
  * either is not a memory store, they are the same, or rev is over 255 bytes; ATP_ELIMIT if
  * `dst` would exceed 2^31 blocks: on error neither store changes. Marks are cleared. */
 int atp_blockstore_mem_move_marked(atp_blockstore *dst, atp_blockstore *src, atp_slice rev,
