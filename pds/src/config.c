@@ -6,19 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atp/daemon.h"
+
 typedef enum {
     O_HOST, O_PORT, O_HOSTNAME, O_DATA, O_BLOBDIR, O_BLOBLIM, O_JWT, O_ADMIN, O_ROTKEY,
     O_PLC, O_DOMAINS, O_INVITE, O_DEV, O_AVURL, O_AVDID, O_CRAWLERS, O_RL, O_RLS, O_RLA,
     O_ATTL, O_RTTL, O_GRACE, O_LEVEL, O_LOGEN, O_DEST, O_WORKERS, O_LEXDIR,
 } opt_id;
 
-typedef struct opt_def {
-    opt_id id;
-    const char *flag; /* NULL: environment only */
-    const char *env;
-} opt_def;
-
-static const opt_def opts[] = {
+/* Flags and variables (atp_daemon_opt: id, flag or NULL for environment only, variable). */
+static const atp_daemon_opt opts[] = {
     {O_HOST, "--host", "PDS_BIND_HOST"},
     {O_PORT, "--port", "PDS_PORT"},
     {O_HOSTNAME, "--hostname", "PDS_HOSTNAME"},
@@ -173,8 +170,11 @@ static int set_text(pds_config *c, opt_id id, const char *name, const char *v, a
     }
 }
 
-static int set_opt(pds_config *c, opt_id id, const char *name, const char *v, atp_err *err)
+/* The atp_daemon_set_fn of this daemon's table: `ud` is the pds_config being filled. */
+static int set_opt(void *ud, int opt, const char *name, const char *v, atp_err *err)
 {
+    pds_config *c = ud;
+    opt_id id = (opt_id)opt;
     switch (id) {
     case O_ROTKEY: return v[0] ? set_hex_key(name, v, c->plc_rotation_key_hex, err) : 0;
     case O_DOMAINS: return set_domains(c, name, v, err);
@@ -214,51 +214,11 @@ static void set_defaults(pds_config *c)
     c->shutdown_timeout_ms = 10000;
 }
 
-static int load_env(pds_config *c, atp_err *err)
+static int load_opts(pds_config *c, int argc, char **argv, atp_err *err)
 {
-    for (size_t i = 0; i < NOPTS; i++) {
-        const char *v = getenv(opts[i].env);
-        if (v && set_opt(c, opts[i].id, opts[i].env, v, err) < 0) {
-            return ATP_EINVAL;
-        }
-    }
-    return 0;
-}
-
-static const opt_def *find_flag(const char *arg, size_t n)
-{
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (opts[i].flag && strlen(opts[i].flag) == n && memcmp(opts[i].flag, arg, n) == 0) {
-            return &opts[i];
-        }
-    }
-    return NULL;
-}
-
-static int load_flags(pds_config *c, int argc, char **argv, atp_err *err)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *eq = strchr(arg, '='), *v;
-        size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
-        const opt_def *o;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            return atp_err_set(err, ATP_ENOTFOUND, 0,
-                               "usage: pds [--host H] [--port N] [--hostname H] [--data DIR] "
-                               "[--log-level L] [--workers N] (see PDS_* variables)");
-        }
-        o = find_flag(arg, n);
-        if (!o) {
-            return atp_err_set(err, ATP_EINVAL, 0, "unknown flag \"%.60s\"", arg);
-        }
-        if (!eq && i + 1 >= argc) {
-            return atp_err_set(err, ATP_EINVAL, 0, "%s: missing value", o->flag);
-        }
-        v = eq ? eq + 1 : argv[++i];
-        if (set_opt(c, o->id, o->flag, v, err) < 0) {
-            return ATP_EINVAL;
-        }
-    }
-    return 0;
+    static const char usage[] = "usage: pds [--host H] [--port N] [--hostname H] [--data DIR] "
+                                "[--log-level L] [--workers N] (see PDS_* variables)";
+    return atp_daemon_opts_load(opts, NOPTS, argc, argv, usage, set_opt, c, err);
 }
 
 /* Required values and those derived from others (blob dir, handle domains). */
@@ -303,10 +263,7 @@ int pds_config_load(int argc, char **argv, pds_config *out, atp_err *err)
     static pds_config c; /* large; config is loaded once, from main */
     int rc;
     set_defaults(&c);
-    rc = load_env(&c, err);
-    if (rc == 0) {
-        rc = load_flags(&c, argc, argv, err);
-    }
+    rc = load_opts(&c, argc, argv, err);
     if (rc == 0) {
         rc = finish(&c, err);
     }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "atp/daemon.h"
 #include "atp/log.h"
 #include "atp/server.h"
 
@@ -237,27 +238,20 @@ static int run(const pds_config *cfg)
     return status;
 }
 
+/* atp_daemon_load_fn over pds_config_load. */
+static int load_config(int argc, char **argv, void *cfg, atp_err *err)
+{
+    return pds_config_load(argc, argv, cfg, err);
+}
+
 int main(int argc, char **argv)
 {
     static pds_config cfg;
-    atp_err err;
-    int rc;
-    atp_err_clear(&err);
-    if (atp_log_open("pds", ATP_LOG_INFO, NULL, &err) < 0) {
-        return 1;
-    }
-    rc = pds_config_load(argc, argv, &cfg, &err);
-    if (rc == ATP_ENOTFOUND) {
-        printf("%s\n", err.msg);
-        return 0;
-    }
-    if (rc < 0) {
-        atp_logf(ATP_LOG_ERROR, "config", "bad configuration: %s", err.msg);
-        return PDS_EX_CONFIG;
-    }
-    if (atp_log_open("pds", cfg.log_level, cfg.log_dest[0] ? cfg.log_dest : NULL, &err) < 0) {
-        atp_logf(ATP_LOG_ERROR, "config", "LOG_DESTINATION: %s", err.msg);
-        return PDS_EX_CONFIG;
+    const atp_daemon_boot boot = {"pds", PDS_EX_CONFIG, load_config, &cfg, &cfg.log_level,
+                                  cfg.log_dest};
+    int rc = atp_daemon_configure(&boot, argc, argv);
+    if (rc != ATP_DAEMON_RUN) {
+        return rc;
     }
     pds_config_log(&cfg);
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -12,100 +12,10 @@
 #include <cjson/cJSON.h>
 
 #include "atp/buf.h"
+#include "daemon_spawn.h"
 #include "t.h"
 
 static char tmpdir[64];
-
-typedef struct proc {
-    pid_t pid;
-    unsigned port;
-    char log[160];
-} proc;
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static unsigned log_port(const char *path)
-{
-    char buf[16384];
-    size_t len;
-    const char *p;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        return 0;
-    }
-    len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    p = strstr(buf, "\"msg\":\"listening\"");
-    p = p ? strstr(p, "\"port\":\"") : NULL;
-    return p ? (unsigned)strtoul(p + 8, NULL, 10) : 0;
-}
-
-/* setenv from "K=V" (child side, before exec). */
-static void set_kv(const char *kv)
-{
-    char k[128];
-    const char *eq = strchr(kv, '=');
-    size_t n = eq ? (size_t)(eq - kv) : 0;
-    if (n == 0 || n >= sizeof k) {
-        return;
-    }
-    memcpy(k, kv, n);
-    k[n] = '\0';
-    setenv(k, eq + 1, 1);
-}
-
-/* Starts `bin` with `env` (NULL-terminated "K=V" list added to ours) and extra args. */
-static bool daemon_start(proc *d, const char *name, const char *bin, const char *const *env,
-                         const char *const *args)
-{
-    snprintf(d->log, sizeof d->log, "%s/%s.log", tmpdir, name);
-    d->port = 0;
-    d->pid = fork();
-    if (d->pid == 0) {
-        int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        char *argv[16] = {strdup(name)};
-        size_t n = 1;
-        if (fd >= 0) {
-            dup2(fd, 2);
-            close(fd);
-        }
-        for (size_t i = 0; env && env[i]; i++) {
-            set_kv(env[i]);
-        }
-        for (size_t i = 0; args && args[i] && n < 15; i++) {
-            argv[n++] = strdup(args[i]);
-        }
-        argv[n] = NULL;
-        execv(bin, argv);
-        _exit(127);
-    }
-    for (int i = 0; i < 400 && d->pid > 0; i++) {
-        d->port = log_port(d->log);
-        if (d->port) {
-            return true;
-        }
-        sleep_ms(25);
-    }
-    T_FAILF("%s did not start (see %s)", name, d->log);
-    return false;
-}
-
-static int daemon_stop(proc *d, int sig)
-{
-    int st = 0;
-    if (d->pid <= 0) {
-        return -2;
-    }
-    kill(d->pid, sig);
-    waitpid(d->pid, &st, 0);
-    d->pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* ---- HTTP ---- */
 
@@ -242,10 +152,10 @@ static resp login(unsigned port, const char *ident, const char *pw)
 
 /* ---- fixtures ---- */
 
-static proc plc, pds, strict;
+static t_daemon plc, pds, strict;
 static char plc_url[96];
 
-static bool start_pds(proc *d, const char *name, const char *const *extra)
+static bool start_pds(t_daemon *d, const char *name, const char *const *extra)
 {
     static char envs[2][8][1200];
     static int which;
@@ -266,7 +176,7 @@ static bool start_pds(proc *d, const char *name, const char *const *extra)
         env[n++] = extra[i];
     }
     env[n] = NULL;
-    return daemon_start(d, name, PDS_BIN, env, NULL);
+    return t_daemon_start(d, tmpdir, name, PDS_BIN, env, NULL);
 }
 
 static void test_start(void)
@@ -286,7 +196,7 @@ static void test_start(void)
     memcpy(args, plc_args, sizeof args);
     snprintf(db, sizeof db, "%s/plc.sqlite", tmpdir);
     args[5] = db;
-    T_TRUE(daemon_start(&plc, "plc", PLC_BIN, NULL, args));
+    T_TRUE(t_daemon_start(&plc, tmpdir, "plc", PLC_BIN, NULL, args));
     snprintf(plc_url, sizeof plc_url, "http://127.0.0.1:%u", plc.port);
     T_TRUE(start_pds(&pds, "pds", free_env));
     T_TRUE(start_pds(&strict, "strict", strict_env));
@@ -651,7 +561,7 @@ static void test_expiry_and_rotation(void)
     resp r = login(strict.port, "carol.test", "pw-carol");
     T_TRUE(session_from(&r, &s));
     resp_free(&r);
-    sleep_ms(3200); /* access tokens live 3 s here (1 s is too short under ASan) */
+    t_sleep_ms(3200); /* access tokens live 3 s here (1 s is too short under ASan) */
     r = get(strict.port, "/xrpc/com.atproto.server.getSession", s.access);
     T_ERR(r, 400, "ExpiredToken"); /* what @atproto/api refreshes on */
     resp_free(&r);
@@ -709,13 +619,13 @@ static void test_config_and_shutdown(void)
 {
     static const char *const bad_env[] = {"PDS_JWT_SECRET=", NULL};
     static const char *const bad_port[] = {"PDS_PORT=-1", NULL};
-    proc p;
+    t_daemon p;
     int st = 0;
     /* exit 78 (EX_CONFIG) on a missing secret or a bad value. */
     p.pid = fork();
     if (p.pid == 0) {
         quiet();
-        set_kv(bad_env[0]);
+        t_setenv_kv(bad_env[0]);
         setenv("PDS_HOSTNAME", "localhost", 1);
         setenv("PDS_DATA_DIRECTORY", "/tmp", 1);
         setenv("PDS_ADMIN_PASSWORD", "x", 1);
@@ -728,7 +638,7 @@ static void test_config_and_shutdown(void)
     p.pid = fork();
     if (p.pid == 0) {
         quiet();
-        set_kv(bad_port[0]);
+        t_setenv_kv(bad_port[0]);
         setenv("PDS_JWT_SECRET", "s", 1);
         setenv("PDS_HOSTNAME", "localhost", 1);
         execl(PDS_BIN, "pds", (char *)NULL);
@@ -740,9 +650,9 @@ static void test_config_and_shutdown(void)
     char *log = t_read_file(pds.log, NULL);
     T_TRUE(log && strstr(log, "test-secret") == NULL && strstr(log, "adminpw") == NULL);
     free(log);
-    T_EQ(daemon_stop(&pds, SIGTERM), 0);
-    T_EQ(daemon_stop(&strict, SIGTERM), 0);
-    T_EQ(daemon_stop(&plc, SIGTERM), 0);
+    T_EQ(t_daemon_stop(&pds, SIGTERM), 0);
+    T_EQ(t_daemon_stop(&strict, SIGTERM), 0);
+    T_EQ(t_daemon_stop(&plc, SIGTERM), 0);
 }
 
 int main(void)
@@ -770,9 +680,9 @@ int main(void)
         T_RUN(test_rate_limit);
         T_RUN(test_config_and_shutdown);
     }
-    daemon_stop(&pds, SIGKILL);
-    daemon_stop(&strict, SIGKILL);
-    daemon_stop(&plc, SIGKILL);
+    t_daemon_stop(&pds, SIGKILL);
+    t_daemon_stop(&strict, SIGKILL);
+    t_daemon_stop(&plc, SIGKILL);
     curl_global_cleanup();
     if (t__failed == 0) {
         snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

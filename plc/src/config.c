@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atp/daemon.h"
+
 typedef enum {
     OPT_HOST,
     OPT_PORT,
@@ -17,13 +19,8 @@ typedef enum {
     OPT_WORKERS,
 } opt_id;
 
-typedef struct opt_def {
-    opt_id id;
-    const char *flag; /* NULL: environment only */
-    const char *env;
-} opt_def;
-
-static const opt_def opts[] = {
+/* Flags and variables (atp_daemon_opt: id, flag or NULL for environment only, variable). */
+static const atp_daemon_opt opts[] = {
     {OPT_HOST, "--host", "PLC_HOST"},
     {OPT_PORT, "--port", "PLC_PORT"},
     {OPT_DB, "--db", "PLC_DB"},
@@ -92,8 +89,11 @@ static int set_numeric(plc_config *c, opt_id id, const char *name, const char *v
     return rc;
 }
 
-static int set_opt(plc_config *c, opt_id id, const char *name, const char *v, atp_err *err)
+/* The atp_daemon_set_fn of this daemon's table: `ud` is the plc_config being filled. */
+static int set_opt(void *ud, int opt, const char *name, const char *v, atp_err *err)
 {
+    plc_config *c = ud;
+    opt_id id = (opt_id)opt;
     switch (id) {
     case OPT_HOST:
         if (v[0] == '\0') {
@@ -136,51 +136,11 @@ static void set_defaults(plc_config *c)
     c->shutdown_timeout_ms = 10000;
 }
 
-static int load_env(plc_config *c, atp_err *err)
+static int load_opts(plc_config *c, int argc, char **argv, atp_err *err)
 {
-    for (size_t i = 0; i < NOPTS; i++) {
-        const char *v = getenv(opts[i].env);
-        if (v && set_opt(c, opts[i].id, opts[i].env, v, err) < 0) {
-            return ATP_EINVAL;
-        }
-    }
-    return 0;
-}
-
-static const opt_def *find_flag(const char *arg, size_t n)
-{
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (opts[i].flag && strlen(opts[i].flag) == n && memcmp(opts[i].flag, arg, n) == 0) {
-            return &opts[i];
-        }
-    }
-    return NULL;
-}
-
-static int load_flags(plc_config *c, int argc, char **argv, atp_err *err)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *eq = strchr(arg, '='), *v;
-        size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
-        const opt_def *o;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            return atp_err_set(err, ATP_ENOTFOUND, 0,
-                               "usage: plc [--host H] [--port N] [--db FILE] [--mirror URL] "
-                               "[--mirror-poll-ms N] [--log-level L] [--workers N]");
-        }
-        o = find_flag(arg, n);
-        if (!o) {
-            return atp_err_set(err, ATP_EINVAL, 0, "unknown flag \"%.60s\"", arg);
-        }
-        if (!eq && i + 1 >= argc) {
-            return atp_err_set(err, ATP_EINVAL, 0, "%s: missing value", o->flag);
-        }
-        v = eq ? eq + 1 : argv[++i];
-        if (set_opt(c, o->id, o->flag, v, err) < 0) {
-            return ATP_EINVAL;
-        }
-    }
-    return 0;
+    static const char usage[] = "usage: plc [--host H] [--port N] [--db FILE] [--mirror URL] "
+                                "[--mirror-poll-ms N] [--log-level L] [--workers N]";
+    return atp_daemon_opts_load(opts, NOPTS, argc, argv, usage, set_opt, c, err);
 }
 
 int plc_config_load(int argc, char **argv, plc_config *out, atp_err *err)
@@ -188,10 +148,7 @@ int plc_config_load(int argc, char **argv, plc_config *out, atp_err *err)
     plc_config c;
     int rc;
     set_defaults(&c);
-    rc = load_env(&c, err);
-    if (rc == 0) {
-        rc = load_flags(&c, argc, argv, err);
-    }
+    rc = load_opts(&c, argc, argv, err);
     if (rc < 0) {
         return rc;
     }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "atp/daemon.h"
 #include "atp/log.h"
 #include "atp/server.h"
 
@@ -90,28 +91,20 @@ done:
     return status;
 }
 
+/* atp_daemon_load_fn over plc_config_load. */
+static int load_config(int argc, char **argv, void *cfg, atp_err *err)
+{
+    return plc_config_load(argc, argv, cfg, err);
+}
+
 int main(int argc, char **argv)
 {
     plc_config cfg;
-    atp_err err;
-    int rc;
-    atp_err_clear(&err);
-    /* A sink named "plc" on stderr first, so even a configuration error is our log line. */
-    if (atp_log_open("plc", ATP_LOG_INFO, NULL, &err) < 0) {
-        return 1;
-    }
-    rc = plc_config_load(argc, argv, &cfg, &err);
-    if (rc == ATP_ENOTFOUND) {
-        printf("%s\n", err.msg);
-        return 0;
-    }
-    if (rc < 0) {
-        atp_logf(ATP_LOG_ERROR, "config", "bad configuration: %s", err.msg);
-        return PLC_EX_CONFIG;
-    }
-    if (atp_log_open("plc", cfg.log_level, cfg.log_dest[0] ? cfg.log_dest : NULL, &err) < 0) {
-        atp_logf(ATP_LOG_ERROR, "config", "LOG_DESTINATION: %s", err.msg);
-        return PLC_EX_CONFIG;
+    const atp_daemon_boot boot = {"plc", PLC_EX_CONFIG, load_config, &cfg, &cfg.log_level,
+                                  cfg.log_dest};
+    int rc = atp_daemon_configure(&boot, argc, argv);
+    if (rc != ATP_DAEMON_RUN) {
+        return rc;
     }
     plc_config_log(&cfg);
     curl_global_init(CURL_GLOBAL_DEFAULT);

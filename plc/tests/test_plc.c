@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon_spawn.h"
 #include "t.h"
 
 #include "atp/crypto.h"
@@ -27,81 +28,13 @@ static char tmpdir[64];
 
 /* ---- the daemon ---- */
 
-typedef struct proc {
-    pid_t pid;
-    unsigned port;
-    char log[128];
-} proc;
-
-static void sleep_ms(long ms)
+/* The built plc on 127.0.0.1, an ephemeral port and `db`; a mirror of `mirror` if not NULL. */
+static bool daemon_start(t_daemon *d, const char *name, const char *db, const char *mirror)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static unsigned log_port(const char *path)
-{
-    size_t len = 0;
-    FILE *f = fopen(path, "rb");
-    char buf[8192];
-    const char *p;
-    if (!f) {
-        return 0;
-    }
-    len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    p = strstr(buf, "\"msg\":\"listening\"");
-    p = p ? strstr(p, "\"port\":\"") : NULL;
-    return p ? (unsigned)strtoul(p + 8, NULL, 10) : 0;
-}
-
-static void child_exec(const char *logpath, const char *db, const char *mirror)
-{
-    int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-        dup2(fd, 2);
-        close(fd);
-    }
-    if (mirror) {
-        execl(PLC_BIN, "plc", "--host", "127.0.0.1", "--port", "0", "--db", db, "--mirror",
-              mirror, "--mirror-poll-ms", "100", (char *)NULL);
-    } else {
-        execl(PLC_BIN, "plc", "--host", "127.0.0.1", "--port", "0", "--db", db, (char *)NULL);
-    }
-    _exit(127);
-}
-
-static bool daemon_start(proc *d, const char *name, const char *db, const char *mirror)
-{
-    snprintf(d->log, sizeof d->log, "%s/%s.log", tmpdir, name);
-    d->port = 0;
-    d->pid = fork();
-    if (d->pid == 0) {
-        child_exec(d->log, db, mirror);
-    }
-    for (int i = 0; i < 200 && d->pid > 0; i++) {
-        d->port = log_port(d->log);
-        if (d->port) {
-            return true;
-        }
-        sleep_ms(25);
-    }
-    T_FAILF("proc %s did not start (see %s)", name, d->log);
-    return false;
-}
-
-/* Sends `sig` and returns the exit status (-1 if killed by a signal). */
-static int daemon_stop(proc *d, int sig)
-{
-    int st = 0;
-    if (d->pid <= 0) {
-        return -2;
-    }
-    kill(d->pid, sig);
-    waitpid(d->pid, &st, 0);
-    d->pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    const char *const args[] = {"--host", "127.0.0.1", "--port", "0", "--db", db,
+                                mirror ? "--mirror" : NULL, mirror, "--mirror-poll-ms", "100",
+                                NULL};
+    return t_daemon_start(d, tmpdir, name, PLC_BIN, NULL, args);
 }
 
 /* ---- HTTP ---- */
@@ -277,7 +210,7 @@ static int count_substr(const char *s, const char *needle)
 /* ---- shared state: keys, the directory A, and what was posted to it ---- */
 
 static tkey rk1, rk2, rk3, sk;
-static proc dir_a;
+static t_daemon dir_a;
 static char db_a[128];
 static top g_a, u1_a, u2_a; /* DID A: genesis, update by rk2, update by rk1 removing rk2 */
 static top g_b;             /* DID B: forked within the window */
@@ -631,7 +564,7 @@ static bool converge(unsigned a, unsigned b, int secs, int *lines)
             *lines = na;
             return true;
         }
-        sleep_ms(100);
+        t_sleep_ms(100);
     }
     return false;
 }
@@ -654,7 +587,7 @@ static void post_many(int n)
 static void test_mirror(void)
 {
     char db_m[128], url[64];
-    proc m;
+    t_daemon m;
     int lines = 0, before = 0;
     long stored = 0;
     snprintf(db_m, sizeof db_m, "%s/mirror.sqlite", tmpdir);
@@ -665,7 +598,7 @@ static void test_mirror(void)
     T_TRUE(converge(dir_a.port, m.port, 20, &before));
     T_EQ(before, 17); /* the 12 of test_export and the 5 of the node test */
     T_EQ(post(m.port, g_b.did, g_b.json, NULL), 405);
-    T_EQ(daemon_stop(&m, SIGTERM), 0);
+    T_EQ(t_daemon_stop(&m, SIGTERM), 0);
     /* Enough new ops for several pages, then kill the mirror while it is catching up. */
     post_many(1100);
     if (!daemon_start(&m, "mirror2", db_m, url)) {
@@ -673,11 +606,11 @@ static void test_mirror(void)
     }
     for (int i = 0; i < 1000 && stored < 50; i++) {
         stored = metric(m.port, "atp_plc_mirror_ops_total{result=\"stored\"} ");
-        sleep_ms(10);
+        t_sleep_ms(10);
     }
     printf("# mirror killed after storing %ld ops of 1100\n", stored);
     T_TRUE(stored >= 50 && stored < 1100);
-    T_EQ(daemon_stop(&m, SIGKILL), -1);
+    T_EQ(t_daemon_stop(&m, SIGKILL), -1);
     if (!daemon_start(&m, "mirror3", db_m, url)) {
         return;
     }
@@ -685,14 +618,14 @@ static void test_mirror(void)
     T_EQ(lines, before + 1100);
     printf("# mirror converged on %d ops\n", lines);
     T_EQ(metric(m.port, "atp_plc_mirror_ops_total{result=\"rejected\"} "), 0);
-    T_EQ(daemon_stop(&m, SIGTERM), 0);
+    T_EQ(t_daemon_stop(&m, SIGTERM), 0);
 }
 
 static void test_shutdown(void)
 {
     char wal[160];
     struct stat stt;
-    T_EQ(daemon_stop(&dir_a, SIGTERM), 0);
+    T_EQ(t_daemon_stop(&dir_a, SIGTERM), 0);
     snprintf(wal, sizeof wal, "%s-wal", db_a);
     /* The checkpoint on exit folds the WAL back: it is gone or empty. */
     T_TRUE(stat(wal, &stt) != 0 || stt.st_size == 0);
