@@ -530,11 +530,20 @@ static void create_app_password(atp_req *r, void *ud)
     cJSON_Delete(b);
 }
 
+/* Answers {"<key>": list}; consumes `list`. */
+static void respond_list(atp_req *r, const char *key, cJSON *list)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, key, list);
+    pds_respond_json(r, o);
+    cJSON_Delete(o);
+}
+
 static void list_app_passwords(atp_req *r, void *ud)
 {
     pds_ctx *ctx = ud;
     pds_auth au;
-    cJSON *list = NULL, *o;
+    cJSON *list = NULL;
     if (pds_auth_access_full(ctx, r, &au) < 0) {
         return;
     }
@@ -542,10 +551,7 @@ static void list_app_passwords(atp_req *r, void *ud)
         atp_req_error(r, ATP_EINTERNAL, NULL);
         return;
     }
-    o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "passwords", list);
-    pds_respond_json(r, o);
-    cJSON_Delete(o);
+    respond_list(r, "passwords", list);
 }
 
 static void revoke_app_password(atp_req *r, void *ud)
@@ -686,7 +692,7 @@ static void get_account_invite_codes(atp_req *r, void *ud)
 {
     pds_ctx *ctx = ud;
     pds_auth au;
-    cJSON *list = NULL, *o;
+    cJSON *list = NULL;
     if (pds_auth_access(ctx, r, &au) < 0) {
         return;
     }
@@ -694,10 +700,7 @@ static void get_account_invite_codes(atp_req *r, void *ud)
         atp_req_error(r, ATP_EINTERNAL, NULL);
         return;
     }
-    o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "codes", list);
-    pds_respond_json(r, o);
-    cJSON_Delete(o);
+    respond_list(r, "codes", list);
 }
 
 /* ---- account status ---- */
