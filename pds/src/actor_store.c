@@ -1,6 +1,7 @@
 /* pds/src/actor_store.c: per-account SQLite files, their LRU of open handles, and the
  * transactional record write path (see actor_store.h). */
 #include "actor_store.h"
+#include "actor_store_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -68,7 +69,11 @@ static const char SCHEMA[] =
     " takedownRef TEXT);"
     "CREATE TABLE IF NOT EXISTS record_blob (blobCid BLOB NOT NULL, recordUri TEXT NOT NULL,"
     " PRIMARY KEY (blobCid, recordUri)) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS record_blob_uri ON record_blob (recordUri);";
+    "CREATE INDEX IF NOT EXISTS record_blob_uri ON record_blob (recordUri);"
+    /* events made in this file's transactions, waiting for the service-wide sequence
+     * (sequencer.h): written by the commit hook, moved and deleted by the sequencer */
+    "CREATE TABLE IF NOT EXISTS seq_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " eventType TEXT NOT NULL, event BLOB NOT NULL, createdAt TEXT NOT NULL);";
 
 /* ---- small helpers ---- */
 
@@ -389,6 +394,39 @@ static int actor_acquire_repo(pds_actor_store *s, atp_slice did, pds_actor **out
         set_name(errname, "RepoNotFound");
     }
     return rc;
+}
+
+/* ---- extension access (actor_store_int.h) ---- */
+
+int pds_actor_store_with(pds_actor_store *s, atp_slice did, bool create, pds_actor_view_fn fn,
+                         void *ctx, atp_err *err)
+{
+    pds_actor *act;
+    int rc = actor_acquire(s, did, create, &act, err);
+    if (rc != 0) {
+        return rc;
+    }
+    pds_actor_view v = {atp_slice_str(act->did), act->db, act->bs, act->repo, act};
+    rc = fn(ctx, &v, err);
+    act->repo = v.repo; /* a reload handed over a new handle */
+    actor_release(s, act);
+    return rc;
+}
+
+int pds_actor_view_reload(pds_actor_view *v, atp_err *err)
+{
+    pds_actor *act = v->priv;
+    atp_repo_destroy(act->repo);
+    act->repo = NULL;
+    int rc = actor_load_root(act, err);
+    v->repo = act->repo;
+    return rc;
+}
+
+void pds_actor_store_hook(const pds_actor_store *s, pds_commit_hook *hook, void **hook_ctx)
+{
+    *hook = s->hook;
+    *hook_ctx = s->hook_ctx;
 }
 
 /* ---- store lifecycle ---- */

@@ -12,6 +12,7 @@
  *   record       uri, cid, collection, rkey, repoRev, indexedAt, takedownRef
  *   blob         cid, mimeType, size, temp flag, createdAt, takedownRef
  *   record_blob  blobCid <-> recordUri links
+ *   seq_outbox   firehose events written with the change, until sequenced (sequencer.h)
  *
  * A write (one createRecord/putRecord/deleteRecord/applyWrites call) is one SQLite transaction:
  * new blocks, record index, blob links, repo_root and whatever the commit hook adds (the firehose

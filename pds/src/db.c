@@ -34,6 +34,25 @@ static const char *const migrations[] = {
     " used_at TEXT NOT NULL, PRIMARY KEY(code, used_by));"
     "CREATE TABLE email_token(purpose TEXT NOT NULL, did TEXT NOT NULL, token TEXT NOT NULL,"
     " requested_at TEXT NOT NULL, PRIMARY KEY(purpose, did));",
+    /* 2: the firehose sequence, account lifecycle, preferences, reserved keys */
+    "CREATE TABLE repo_seq(seq INTEGER PRIMARY KEY AUTOINCREMENT, did TEXT NOT NULL,"
+    " event_type TEXT NOT NULL, event BLOB NOT NULL, invalidated INTEGER NOT NULL DEFAULT 0,"
+    " sequenced_at TEXT NOT NULL, outbox_id INTEGER);"
+    "CREATE INDEX repo_seq_did ON repo_seq(did);"
+    "CREATE INDEX repo_seq_sequenced_at ON repo_seq(sequenced_at);"
+    "CREATE UNIQUE INDEX repo_seq_outbox ON repo_seq(did, outbox_id) WHERE outbox_id IS NOT NULL;"
+    "CREATE TABLE seq_state(name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "ALTER TABLE account ADD COLUMN takedown_ref TEXT;"
+    "ALTER TABLE account ADD COLUMN deactivated_at TEXT;"
+    "ALTER TABLE account ADD COLUMN delete_after TEXT;"
+    "ALTER TABLE account ADD COLUMN email_confirmed_at TEXT;"
+    "ALTER TABLE account ADD COLUMN invites_disabled INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE account_pref(id INTEGER PRIMARY KEY AUTOINCREMENT, did TEXT NOT NULL,"
+    " name TEXT NOT NULL, value_json TEXT NOT NULL);"
+    "CREATE INDEX account_pref_did ON account_pref(did);"
+    "CREATE TABLE reserved_signing_key(key_did TEXT PRIMARY KEY, did TEXT,"
+    " private_key TEXT NOT NULL, created_at TEXT NOT NULL);"
+    "CREATE INDEX reserved_signing_key_did ON reserved_signing_key(did);",
 };
 
 static int exec_sql(sqlite3 *c, const char *sql, atp_err *err)
@@ -121,6 +140,33 @@ void pds_db_close(pds_db *db)
     sqlite3_close(db->conn);
     pthread_mutex_destroy(&db->mu);
     free(db);
+}
+
+int pds_db_txn(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err)
+{
+    int rc;
+    pthread_mutex_lock(&db->mu);
+    rc = exec_sql(db->conn, "BEGIN IMMEDIATE", err);
+    if (rc == 0) {
+        rc = fn(ctx, db->conn, err);
+        if (rc == 0) {
+            rc = exec_sql(db->conn, "COMMIT", err);
+        }
+        if (rc != 0) {
+            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+        }
+    }
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int pds_db_read(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err)
+{
+    int rc;
+    pthread_mutex_lock(&db->mu);
+    rc = fn(ctx, db->conn, err);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
 }
 
 int pds_db_schema_version(pds_db *db)

@@ -13,12 +13,13 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
+#include <sqlite3.h>
 
 #include "atp/err.h"
 
 #include "pds.h"
 
-#define PDS_DB_SCHEMA_VERSION 1
+#define PDS_DB_SCHEMA_VERSION 2
 #define PDS_EMAIL_MAX 320
 #define PDS_HASH_MAX 192 /* password hash strings (password.h) */
 
@@ -49,6 +50,25 @@ typedef struct pds_refresh {
  * ATP_EIO on any SQLite failure (err says which). A newer schema than ours: ATP_EINVAL. */
 ATP_NODISCARD int pds_db_open(const char *path, pds_db **out, atp_err *err);
 void pds_db_close(pds_db *db); /* NULL is a no-op */
+
+/* Tables (migration 1): account, refresh_token, app_password, invite_code, invite_code_use,
+ * email_token. Migration 2: repo_seq (the firehose: seq, did, event_type, event = the whole
+ * frame, invalidated, sequenced_at, outbox_id = the account file's seq_outbox id it came from),
+ * seq_state (name -> value), account columns takedown_ref, deactivated_at, delete_after,
+ * email_confirmed_at, invites_disabled; account_pref (did, name = the preference's $type,
+ * value_json); reserved_signing_key (key_did, did, private_key hex, created_at).
+ *
+ * Modules with their own tables (sequencer, admin, preferences...) use the connection through
+ * these two calls, so every access still holds the one mutex. */
+typedef int (*pds_db_fn)(void *ctx, sqlite3 *conn, atp_err *err);
+
+/* Runs fn inside BEGIN IMMEDIATE ... COMMIT (durable on return: synchronous=FULL); a non-zero
+ * return from fn, or a failed COMMIT, rolls everything back and is returned. fn must not
+ * call other pds_db_* functions (the mutex is held) nor end the transaction itself. */
+ATP_NODISCARD int pds_db_txn(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err);
+
+/* Runs fn with the connection for reads (no transaction opened; each statement is atomic). */
+ATP_NODISCARD int pds_db_read(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err);
 
 /* Schema version recorded in the file. */
 int pds_db_schema_version(pds_db *db);

@@ -105,12 +105,3 @@ void pds_routes_identity(atp_server *s, pds_ctx *ctx)
                      ATP_ROUTE_BLOCKING);
     atp_server_route(s, "GET", "/.well-known/did.json", well_known_did_json, ctx, 0);
 }
-
-void pds_routes_register(atp_server *s, pds_ctx *ctx)
-{
-    pds_routes_server(s, ctx);
-    pds_routes_identity(s, ctx);
-#ifdef PDS_HAVE_REPO_ROUTES
-    pds_routes_repo(s, ctx);
-#endif
-}

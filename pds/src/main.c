@@ -13,14 +13,15 @@
 #include "atp/log.h"
 #include "atp/server.h"
 
+#include "actor_store.h"
+#include "blobstore.h"
+#include "crawlers.h"
 #include "db.h"
+#include "lexicons.h"
+#include "mailer.h"
 #include "pds.h"
 #include "ratelimit.h"
-
-#ifdef PDS_HAVE_ACTOR_STORE
-#include "actor_store.h"
-#include "lexicons.h"
-#endif
+#include "sequencer.h"
 
 static int64_t now_s(void)
 {
@@ -108,9 +109,11 @@ static int open_ctx(const pds_config *cfg, pds_ctx *ctx)
     return 0;
 }
 
-#ifdef PDS_HAVE_ACTOR_STORE
 static atp_lexicon *g_lex;
+static pds_mailer g_mailer;
 
+/* The per-account stores (their commit hook sequences every commit), then the sequencer (which
+ * recovers what an unclean stop left in the accounts' outboxes), then the blobs. */
 static int open_actors(const pds_config *cfg, pds_ctx *ctx)
 {
     char dir[1100];
@@ -126,8 +129,13 @@ static int open_actors(const pds_config *cfg, pds_ctx *ctx)
     memset(&o, 0, sizeof o);
     o.dir = dir;
     o.lex = g_lex;
-    if (pds_actor_store_open(&o, &ctx->actors, &err) < 0) {
-        atp_logf(ATP_LOG_ERROR, "main", "actor store: %s", err.msg);
+    o.hook = pds_seq_commit_hook;
+    o.hook_ctx = ctx;
+    pds_mailer_log_init(&g_mailer);
+    ctx->mailer = &g_mailer;
+    if (pds_actor_store_open(&o, &ctx->actors, &err) < 0 ||
+        pds_seq_open(ctx, &ctx->seq, &err) < 0 || pds_blobstore_open(cfg, &ctx->blobs, &err) < 0) {
+        atp_logf(ATP_LOG_ERROR, "main", "stores: %s", err.msg);
         return 1;
     }
     return 0;
@@ -135,21 +143,11 @@ static int open_actors(const pds_config *cfg, pds_ctx *ctx)
 
 static void close_actors(pds_ctx *ctx)
 {
+    pds_blobstore_close(ctx->blobs);
+    pds_seq_close(ctx->seq);
     pds_actor_store_destroy(ctx->actors);
     atp_lexicon_destroy(g_lex);
 }
-#else
-static int open_actors(const pds_config *cfg, pds_ctx *ctx)
-{
-    (void)cfg, (void)ctx;
-    return 0;
-}
-
-static void close_actors(pds_ctx *ctx)
-{
-    (void)ctx;
-}
-#endif
 
 static void close_ctx(pds_ctx *ctx)
 {
@@ -186,6 +184,7 @@ static int start_server(struct event_base *base, const pds_config *cfg, pds_ctx 
         snprintf(ctx->public_url, sizeof ctx->public_url, "https://%s", cfg->hostname);
     }
     pds_routes_register(srv, ctx);
+    pds_seq_attach(ctx->seq, srv);
     atp_server_set_metrics_hook(srv, metrics_hook, &ctx->metrics);
     if (atp_server_handle_signals(srv, cfg->shutdown_timeout_ms, err) < 0) {
         atp_server_destroy(srv);
@@ -226,7 +225,12 @@ static int run(const pds_config *cfg)
         atp_logf(ATP_LOG_ERROR, "main", "server: %s", base ? err.msg : "event_base_new failed");
     } else {
         log_listening(srv, &ctx);
+        if (pds_crawlers_start(&ctx, &ctx.crawlers, &err) < 0) {
+            atp_logf(ATP_LOG_WARN, "main", "crawlers: %s", err.msg);
+        }
         event_base_dispatch(base);
+        pds_crawlers_stop(ctx.crawlers);
+        ctx.crawlers = NULL;
         atp_log_kv(ATP_LOG_INFO, "main", "draining done, stopping", NULL, 0);
         status = 0;
     }

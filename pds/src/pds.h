@@ -41,6 +41,9 @@
 typedef struct pds_db pds_db;                   /* service database (db.h) */
 typedef struct pds_ratelimit pds_ratelimit;     /* token buckets per key (ratelimit.h) */
 typedef struct pds_actor_store pds_actor_store; /* per-account repos (actor_store.h) */
+typedef struct pds_seq pds_seq;                 /* the firehose sequence (sequencer.h) */
+typedef struct pds_blobstore pds_blobstore;     /* blob bytes on disk (blobstore.h) */
+typedef struct pds_crawlers pds_crawlers;       /* requestCrawl notifier (crawlers.h) */
 
 /* What a verified token grants. */
 typedef enum pds_scope {
@@ -66,6 +69,8 @@ typedef struct pds_metrics {
     atomic_ullong rate_limited, plc_errors;
 } pds_metrics;
 
+struct pds_mailer;
+
 /* Shared by every handler; outlives the server. Fields are set once by main.c before the
  * loop runs and are read-only afterwards (the pointed-to objects are thread-safe). */
 typedef struct pds_ctx {
@@ -75,6 +80,10 @@ typedef struct pds_ctx {
     pds_db *db;
     atp_resolver *resolver;
     pds_actor_store *actors; /* NULL until the actor store is built in */
+    pds_seq *seq;            /* firehose sequencer */
+    pds_blobstore *blobs;    /* blob bytes */
+    pds_crawlers *crawlers;  /* NULL when PDS_CRAWLERS is empty */
+    struct pds_mailer *mailer; /* token mail (mailer.h) */
     atp_slice jwt_secret;    /* HS256 secret of session tokens (cfg->jwt_secret) */
     atp_key *plc_rotation_key; /* k256; signs genesis ops of new accounts */
     pds_ratelimit *rl_session; /* createSession, per IP; NULL when disabled */
@@ -127,6 +136,11 @@ ATP_NODISCARD int pds_tokens_create(pds_ctx *ctx, const char *did, pds_scope sco
  * ATP_ENOTFOUND if the account or its key is unknown. For the repo write path. */
 ATP_NODISCARD int pds_account_signing_key(pds_ctx *ctx, const char *did, atp_key **out);
 
+/* Deletes an account for good (deleteAccount, admin deleteAccount): its repo file, blobs,
+ * tokens, app passwords and preferences; the account row; a #account event with status
+ * "deleted" (the sequence keeps nothing else of it). ATP_ENOTFOUND if unknown. */
+ATP_NODISCARD int pds_account_delete(pds_ctx *ctx, const char *did, atp_err *err);
+
 /* ---- request/response helpers (util.c) ---- */
 
 /* Parses the body of `r` as a JSON object into *out (owned: cJSON_Delete). Error sent: 400
@@ -149,8 +163,14 @@ void pds_now_iso(pds_ctx *ctx, char out[32]);
 
 void pds_routes_server(atp_server *s, pds_ctx *ctx);   /* server.c */
 void pds_routes_identity(atp_server *s, pds_ctx *ctx); /* identity.c (+ .well-known) */
-void pds_routes_repo(atp_server *s, pds_ctx *ctx);     /* the actor store engineer's */
-/* Every family in the build (pds_routes_repo when PDS_HAVE_REPO_ROUTES is defined). */
+void pds_routes_repo(atp_server *s, pds_ctx *ctx);     /* routes_repo.c */
+void pds_routes_import(atp_server *s, pds_ctx *ctx);   /* routes_import.c: importRepo */
+void pds_routes_blob(atp_server *s, pds_ctx *ctx);     /* routes_blob.c: uploadBlob... */
+void pds_routes_sync(atp_server *s, pds_ctx *ctx);     /* routes_sync.c: com.atproto.sync.* */
+void pds_routes_admin(atp_server *s, pds_ctx *ctx);    /* admin.c: com.atproto.admin.* */
+void pds_routes_prefs(atp_server *s, pds_ctx *ctx);    /* prefs.c: get/putPreferences */
+void pds_routes_proxy(atp_server *s, pds_ctx *ctx);    /* proxy.c: the fallback handler */
+/* Every family (routes.c); subscribeRepos is pds_routes_firehose (sequencer.h). */
 void pds_routes_register(atp_server *s, pds_ctx *ctx);
 
 #endif

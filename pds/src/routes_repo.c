@@ -11,8 +11,10 @@
 #include "atp/syntax.h"
 
 #include "actor_store.h"
+#include "crawlers.h"
 #include "db.h"
 #include "pds.h"
+#include "sequencer.h"
 
 /* ---- errors ---- */
 
@@ -248,6 +250,9 @@ static int run_writes(pds_ctx *ctx, atp_req *r, write_req *w, const pds_write *w
                                    atp_req_arena(r), out, &name, &e);
     if (rc != 0) {
         send_store_error(r, rc, name, &e);
+    } else if (out->committed) {
+        pds_seq_after_write(ctx->seq, w->auth.did);
+        pds_crawlers_poke(ctx->crawlers);
     }
     return rc;
 }

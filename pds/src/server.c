@@ -10,6 +10,7 @@
 #include "password.h"
 #include "pds.h"
 #include "ratelimit.h"
+#include "sequencer.h"
 
 #ifdef PDS_HAVE_ACTOR_STORE
 #include "actor_store.h"
@@ -210,6 +211,15 @@ static int create_repo(pds_ctx *ctx, atp_req *r, const char *did, const atp_key 
         atp_req_error(r, ATP_EINTERNAL, "could not create the repository");
         return ATP_EIO;
     }
+    pds_account a;
+    if (pds_db_account_get(ctx->db, did, &a) == 0) {
+        /* the reference's order: #identity, #account (active), then the first #commit */
+        if (pds_seq_identity(ctx->seq, did, a.handle, &err) < 0 ||
+            pds_seq_account(ctx->seq, did, PDS_ST_ACTIVE, &err) < 0) {
+            atp_logf(ATP_LOG_ERROR, "account", "sequencing %s: %s", did, err.msg);
+        }
+    }
+    pds_seq_after_write(ctx->seq, did);
 #else
     /* HOOK: the actor store (pds/src/actor_store.h) creates the empty repo here. */
     (void)ctx, (void)r, (void)did, (void)key;

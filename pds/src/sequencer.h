@@ -1,0 +1,95 @@
+/* pds/src/sequencer.h: the firehose sequence (com.atproto.sync.subscribeRepos) of the PDS.
+ *
+ * Every event gets a strictly increasing `seq` in the service database's repo_seq table and is
+ * stored there as the whole WebSocket frame (header + body, seq included), so a replay sends
+ * stored bytes as they are.
+ *
+ * Atomicity with the change an event describes:
+ *   - repo commits (and #sync after an import) change an account's own file: the actor store's
+ *     commit hook (pds_seq_commit_hook) writes the event into that file's seq_outbox in the
+ *     same transaction; pds_seq_after_write then moves it into repo_seq (assigning seq) and
+ *     removes it from the outbox. After an unclean stop, pds_seq_open's recovery moves what
+ *     is left in any outbox (idempotent: repo_seq has a unique (did, outbox_id)).
+ *   - account status and identity changes live in the service database: the pds_seq_set_* and
+ *     pds_seq_*_in calls write the change and its event in ONE service-db transaction.
+ * Live subscribers get each event after its repo_seq transaction commits (never before it is
+ * durable). Thread-safe unless noted.
+ */
+#ifndef PDS_SEQUENCER_H
+#define PDS_SEQUENCER_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "atp/err.h"
+#include "atp/repo.h"
+#include "atp/server.h"
+
+#include "db.h"
+#include "pds.h"
+
+typedef struct pds_seq pds_seq;
+
+/* Opens the sequencer over ctx->db and ctx->actors (both must be open). Runs recovery after an
+ * unclean stop (a progress line per 1000 accounts scanned). Starts the pruning of events older
+ * than the retention window (ctx->cfg). Owned: pds_seq_close. */
+ATP_NODISCARD int pds_seq_open(pds_ctx *ctx, pds_seq **out, atp_err *err);
+
+/* Tells the sequencer which server carries subscribers (broadcasts run on its loop thread).
+ * Call once, before the loop runs. */
+void pds_seq_attach(pds_seq *q, atp_server *srv);
+
+/* Marks a clean stop (no recovery scan at the next start) and frees. NULL is a no-op. */
+void pds_seq_close(pds_seq *q);
+
+/* The actor store's pds_commit_hook (hook ctx = the pds_ctx; the hook needs no sequencer state,
+ * so the store can be opened before the sequencer): writes the #commit event of `c` into the
+ * account file's seq_outbox, inside the write's transaction. */
+int pds_seq_commit_hook(void *pds_ctx, sqlite3 *db, atp_slice did, const atp_repo_commit *c,
+                        atp_err *err);
+
+/* Writes a #sync event (did, commit block as a CAR, rev) into the account file's seq_outbox,
+ * inside the caller's transaction on that file (an import: actor_store_int.h). */
+ATP_NODISCARD int pds_seq_outbox_sync(sqlite3 *db, atp_slice did, const atp_cid *commit,
+                                      atp_slice commit_block, const char *rev, atp_err *err);
+
+/* After a write to `did` returned: sequences whatever its outbox holds and broadcasts it.
+ * Returns once the events are in repo_seq (durable). A failure is logged and left to the next
+ * call or to recovery (the write itself is durable either way). */
+void pds_seq_after_write(pds_seq *q, const char *did);
+
+/* Account status change + #account event (active, status) in one transaction. ATP_ENOTFOUND
+ * if no such account. Status "deleted" also drops the account's repo_seq history as the
+ * reference does (its events are invalidated). */
+ATP_NODISCARD int pds_seq_set_status(pds_seq *q, const char *did, pds_status st, atp_err *err);
+
+/* Handle change + #identity event (did, handle) in one transaction. ATP_ECONFLICT if the
+ * handle is taken, ATP_ENOTFOUND if no such account. */
+ATP_NODISCARD int pds_seq_set_handle(pds_seq *q, const char *did, const char *handle,
+                                     atp_err *err);
+
+/* An #identity event alone (after a PLC operation changed keys or services; handle may be
+ * NULL). */
+ATP_NODISCARD int pds_seq_identity(pds_seq *q, const char *did, const char *handle,
+                                   atp_err *err);
+
+/* An #account event alone (createAccount announces the new account as active). */
+ATP_NODISCARD int pds_seq_account(pds_seq *q, const char *did, pds_status st, atp_err *err);
+
+/* Inside a pds_db_txn of the caller (conn = that transaction's connection): appends an
+ * #identity (handle nullable) or #account event; broadcast happens at the next
+ * pds_seq_after_commit. For changes that touch more tables than the calls above. */
+ATP_NODISCARD int pds_seq_identity_in(pds_seq *q, sqlite3 *conn, const char *did,
+                                      const char *handle, atp_err *err);
+ATP_NODISCARD int pds_seq_account_in(pds_seq *q, sqlite3 *conn, const char *did, pds_status st,
+                                     atp_err *err);
+/* After such a transaction committed: broadcasts what it appended. */
+void pds_seq_after_commit(pds_seq *q);
+
+/* Highest seq given so far (0 if none). */
+int64_t pds_seq_current(pds_seq *q);
+
+/* WebSocket route GET /xrpc/com.atproto.sync.subscribeRepos (cursor semantics of the spec). */
+void pds_routes_firehose(atp_server *s, pds_ctx *ctx);
+
+#endif
