@@ -169,6 +169,7 @@ void pds_routes_blob(atp_server *s, pds_ctx *ctx);     /* routes_blob.c: uploadB
 void pds_routes_sync(atp_server *s, pds_ctx *ctx);     /* routes_sync.c: com.atproto.sync.* */
 void pds_routes_admin(atp_server *s, pds_ctx *ctx);    /* admin.c: com.atproto.admin.* */
 void pds_routes_prefs(atp_server *s, pds_ctx *ctx);    /* prefs.c: get/putPreferences */
+void pds_routes_lifecycle(atp_server *s, pds_ctx *ctx); /* lifecycle.c: account deletion... */
 void pds_routes_proxy(atp_server *s, pds_ctx *ctx);    /* proxy.c: the fallback handler */
 /* Every family (routes.c); subscribeRepos is pds_routes_firehose (sequencer.h). */
 void pds_routes_register(atp_server *s, pds_ctx *ctx);

@@ -12,6 +12,7 @@ void pds_routes_register(atp_server *s, pds_ctx *ctx)
     pds_routes_sync(s, ctx);
     pds_routes_admin(s, ctx);
     pds_routes_prefs(s, ctx);
+    pds_routes_lifecycle(s, ctx);
     pds_routes_firehose(s, ctx);
     pds_routes_proxy(s, ctx); /* last: it installs the fallback for what nothing else serves */
 }
