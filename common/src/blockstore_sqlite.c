@@ -317,9 +317,9 @@ int atp_blockstore_sqlite_open_file(const char *path, unsigned flags, sqlite3 **
     int oflags = ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     const char *pragmas = (flags & ATP_BS_SQLITE_RELAXED)
                               ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                                " PRAGMA foreign_keys=ON;"
+                                " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                " PRAGMA foreign_keys=ON;";
+                                " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;";
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, oflags, NULL);
     if (rc == SQLITE_OK) {

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -734,6 +735,9 @@ static void write_response(atp_req *r)
     }
     r->written = true;
     if (c->dead) {
+        if (r->streaming && !r->stream_ended) {
+            r->writable(r, r->warg); /* the producer's one call: its writes fail, it ends */
+        }
         conn_free(c);
     } else if (r->streaming) {
         stream_begin(r);
@@ -779,6 +783,25 @@ void atp_req_stream_end(atp_req *r)
     finish_exchange(c);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         /* Nothing left to drain, so no write callback will come: prod one. */
+        bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+    }
+}
+
+void atp_req_stream_abort(atp_req *r)
+{
+    conn *c = r->c;
+    if (r->stream_ended) {
+        return;
+    }
+    r->stream_ended = true;
+    if (c->dead || c->state != C_STREAM) {
+        return;
+    }
+    /* No final chunk: the connection closes once what is queued has left, so the client sees
+     * a truncated body rather than a complete-looking one. */
+    c->close_after = true;
+    finish_exchange(c);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
     }
 }
@@ -1175,6 +1198,11 @@ static bool path_known(const atp_server *s, atp_slice path)
         }
     }
     return false;
+}
+
+bool atp_server_has_path(const atp_server *s, atp_slice path)
+{
+    return path_known(s, path);
 }
 
 static const ws_route *find_ws_route(const atp_server *s, atp_slice path)
@@ -1582,6 +1610,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         refuse_busy(fd);
         return;
     }
+    /* A response may leave in two writes (head, then a body handed over later): without
+     * TCP_NODELAY the second waits for the peer's delayed ACK (~40 ms on Linux). */
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c = atp_xcalloc(1, sizeof *c);
     c->s = s;
     peer_text(sa, c->remote, sizeof c->remote);

@@ -189,6 +189,25 @@ static void h_stream(atp_req *r, void *ud)
     atp_req_stream_start(r, 200, "application/vnd.ipld.car", stream_writable, st);
 }
 
+/* One chunk, then the producer fails: the stream is aborted. */
+static void abort_writable(atp_req *r, void *arg)
+{
+    static const char part[] = "partial body";
+    (void)arg;
+    if (atp_req_stream_queued(r) == 0 &&
+        atp_req_stream_write(r, atp_slice_make(part, sizeof part - 1)) == 0) {
+        atp_req_stream_abort(r);
+        return;
+    }
+    atp_req_stream_end(r);
+}
+
+static void h_stream_abort(atp_req *r, void *ud)
+{
+    (void)ud;
+    atp_req_stream_start(r, 200, "text/plain", abort_writable, NULL);
+}
+
 static void metrics_hook(atp_buf *out, void *ud)
 {
     (void)ud;
@@ -303,6 +322,7 @@ static void start_server(void)
     atp_server_route(srv, "GET", "/deferred", h_deferred, NULL, 0);
     atp_server_route(srv, "GET", "/silent", h_silent, NULL, 0);
     atp_server_route(srv, "GET", "/stream", h_stream, NULL, 0);
+    atp_server_route(srv, "GET", "/stream-abort", h_stream_abort, NULL, 0);
     atp_server_ws_route(srv, WS_PATH, &wh, NULL);
     atp_server_set_metrics_hook(srv, metrics_hook, NULL);
     pthread_create(&loop_tid, NULL, loop_main, NULL);
@@ -834,6 +854,20 @@ static void test_streaming(void)
     T_TRUE(cl_response(&c, &r));
     T_EQ(r.body.len, STREAM_TOTAL);
     atp_buf_release(&r.body);
+    cl_close(&c);
+    /* An aborted stream: the chunk that was written arrives, no final chunk, then EOF. */
+    T_TRUE(cl_open(&c, 0));
+    T_TRUE(cl_sends(&c, "GET /stream-abort HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ssize_t got;
+    while ((got = cl_fill(&c)) > 0) {
+    }
+    T_EQ(got, 0); /* closed by the server, not a read timeout */
+    bool found = false;
+    for (size_t i = 0; i + 12 <= c.len && !found; i++) {
+        found = memcmp(c.buf + i, "partial body", 12) == 0;
+    }
+    T_TRUE(found);
+    T_TRUE(c.len >= 5 && memcmp(c.buf + c.len - 5, "0\r\n\r\n", 5) != 0);
     cl_close(&c);
     /* A client that leaves mid-stream: the producer is told and frees its state (ASan). */
     T_TRUE(cl_open(&c, 4096));

@@ -64,6 +64,8 @@ static const char SCHEMA[] =
     " collection TEXT NOT NULL, rkey TEXT NOT NULL, repoRev TEXT NOT NULL,"
     " indexedAt TEXT NOT NULL, takedownRef TEXT);"
     "CREATE UNIQUE INDEX IF NOT EXISTS record_collection_rkey ON record (collection, rkey);"
+    /* "does any record still use this CID?" when a commit may have orphaned a record block */
+    "CREATE INDEX IF NOT EXISTS record_cid ON record (cid);"
     "CREATE TABLE IF NOT EXISTS blob (cid BLOB PRIMARY KEY, mimeType TEXT NOT NULL,"
     " size INTEGER NOT NULL, temp INTEGER NOT NULL, createdAt TEXT NOT NULL,"
     " takedownRef TEXT);"
@@ -429,6 +431,28 @@ void pds_actor_store_hook(const pds_actor_store *s, pds_commit_hook *hook, void 
     *hook_ctx = s->hook_ctx;
 }
 
+int pds_actor_store_forget(pds_actor_store *s, atp_slice did)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    for (pds_actor **pp = &s->list; *pp; pp = &(*pp)->next) {
+        pds_actor *act = *pp;
+        if (!atp_slice_eq_str(did, act->did)) {
+            continue;
+        }
+        if (act->refs > 0) {
+            rc = ATP_ECONFLICT;
+        } else {
+            *pp = act->next;
+            s->n_open--;
+            actor_close(act);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 /* ---- store lifecycle ---- */
 
 int pds_actor_store_open(const pds_actor_store_opts *opts, pds_actor_store **out, atp_err *err)
@@ -528,7 +552,9 @@ static int blob_check(pds_actor *act, const atp_cid *cid, const atp_cbor *mime,
                       const atp_cbor *size, const char **errname, atp_err *err)
 {
     sqlite3_stmt *st;
-    int rc = db_prep(act, "SELECT mimeType, size FROM blob WHERE cid = ?1", &st, err);
+    /* a taken-down blob cannot be linked again (as the reference) */
+    int rc = db_prep(act, "SELECT mimeType, size FROM blob WHERE cid = ?1 AND takedownRef IS NULL",
+                     &st, err);
     if (rc != 0) {
         return rc;
     }
@@ -658,9 +684,50 @@ static int index_write(pds_actor *act, const prep_write *w, const char *rev, con
     return rc ? rc : blobs_link(act, w->uri, w->record, errname, err);
 }
 
+/* Whether any record of the index still has CID `cid` (after this commit's index writes). */
+static int record_cid_used(pds_actor *act, const atp_cid *cid, bool *used, atp_err *err)
+{
+    sqlite3_stmt *st;
+    int rc = db_prep(act, "SELECT 1 FROM record WHERE cid = ?1 LIMIT 1", &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    bind_cid(st, 1, cid);
+    int step = sqlite3_step(st);
+    stmt_release(st);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        return db_err(act->db, err, "record cid lookup");
+    }
+    *used = step == SQLITE_ROW;
+    return 0;
+}
+
+/* Removes what the commit made unreachable (spec: the PDS keeps only the current tree): the
+ * old commit and MST nodes for certain, and each maybe-orphaned record block that no path of
+ * the index maps to any more (identical records share one block). Runs after the index writes,
+ * inside the commit's transaction, so blocks and index never disagree on disk. */
+static int gc_blocks(pds_actor *act, const atp_repo_commit *c, atp_arena *a, atp_err *err)
+{
+    int rc = atp_blockstore_remove_batch(act->bs, c->removed, c->n_removed, err);
+    if (rc != 0 || c->n_removed_records_maybe == 0) {
+        return rc;
+    }
+    atp_cid *gone = atp_arena_calloc(a, c->n_removed_records_maybe, sizeof *gone);
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_removed_records_maybe && rc == 0; i++) {
+        bool used = true;
+        rc = record_cid_used(act, &c->removed_records_maybe[i], &used, err);
+        if (rc == 0 && !used) {
+            gone[n++] = c->removed_records_maybe[i];
+        }
+    }
+    return rc ? rc : atp_blockstore_remove_batch(act->bs, gone, n, err);
+}
+
 /* Blocks, index, blob links, root and hook of one commit, inside the caller's transaction. */
 static int persist_body(pds_actor_store *s, pds_actor *act, const prep_write *pw, size_t n,
-                        const atp_repo_commit *c, const char **errname, atp_err *err)
+                        const atp_repo_commit *c, atp_arena *a, const char **errname,
+                        atp_err *err)
 {
     int rc = atp_blockstore_put_batch(act->bs, c->blocks, c->n_blocks, atp_slice_str(c->rev), err);
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -669,6 +736,7 @@ static int persist_body(pds_actor_store *s, pds_actor *act, const prep_write *pw
             err->off = i;
         }
     }
+    rc = rc ? rc : gc_blocks(act, c, a, err);
     rc = rc ? rc : root_update(act, c, err);
     if (rc == 0 && s->hook) {
         rc = s->hook(s->hook_ctx, act->db, atp_slice_str(act->did), c, err);
@@ -678,13 +746,13 @@ static int persist_body(pds_actor_store *s, pds_actor *act, const prep_write *pw
 
 /* persist_body in a transaction of its own: all of it or nothing. */
 static int persist(pds_actor_store *s, pds_actor *act, const prep_write *pw, size_t n,
-                   const atp_repo_commit *c, const char **errname, atp_err *err)
+                   const atp_repo_commit *c, atp_arena *a, const char **errname, atp_err *err)
 {
     int rc = db_exec(act->db, "BEGIN IMMEDIATE", err);
     if (rc != 0) {
         return rc;
     }
-    rc = persist_body(s, act, pw, n, c, errname, err);
+    rc = persist_body(s, act, pw, n, c, a, errname, err);
     rc = rc ? rc : db_exec(act->db, "COMMIT", err);
     if (rc != 0) {
         (void)sqlite3_exec(act->db, "ROLLBACK", NULL, NULL, NULL);
@@ -706,7 +774,7 @@ static int create_locked(pds_actor_store *s, pds_actor *act, const atp_key *key,
     atp_arena *a = atp_arena_create(0);
     atp_repo_commit c;
     rc = atp_repo_apply(repo, NULL, 0, a, &c, err);
-    rc = rc ? rc : persist(s, act, NULL, 0, &c, NULL, err);
+    rc = rc ? rc : persist(s, act, NULL, 0, &c, a, NULL, err);
     rc = rc ? rc : atp_repo_accept(repo, &c, err);
     if (rc == 0) {
         atp_repo_set_key(repo, NULL); /* the key is only borrowed for this call */
@@ -1024,7 +1092,7 @@ static int apply_locked(prep_ctx *x, const atp_key *key, const pds_write *writes
         set_name(x->errname, repo_errname(rc));
         return rc;
     }
-    rc = persist_body(x->s, x->act, pw, k, &c, x->errname, err);
+    rc = persist_body(x->s, x->act, pw, k, &c, x->a, x->errname, err);
     rc = rc ? rc : atp_repo_accept(repo, &c, err);
     if (rc == 0) {
         out->commit.cid = c.cid;
@@ -1245,7 +1313,12 @@ static int lookup_cid(pds_actor *act, atp_slice coll, atp_slice rkey, atp_cid *o
                       atp_err *err)
 {
     sqlite3_stmt *st;
-    int rc = db_prep(act, "SELECT cid FROM record WHERE collection = ?1 AND rkey = ?2", &st, err);
+    /* a record under a takedown (takedownRef set by the admin slice) reads as absent, as with
+     * the reference; the repo and its proofs still hold it */
+    int rc = db_prep(act,
+                     "SELECT cid FROM record WHERE collection = ?1 AND rkey = ?2"
+                     " AND takedownRef IS NULL",
+                     &st, err);
     if (rc != 0) {
         return rc;
     }
@@ -1296,12 +1369,14 @@ int pds_actor_store_get_record(pds_actor_store *s, atp_slice did, atp_slice coll
 
 /* The four listing queries: [reverse][has cursor]. */
 static const char *const LIST_SQL[2][2] = {
-    {"SELECT rkey, cid FROM record WHERE collection = ?1 ORDER BY rkey DESC LIMIT ?3",
-     "SELECT rkey, cid FROM record WHERE collection = ?1 AND rkey < ?2 ORDER BY rkey DESC"
-     " LIMIT ?3"},
-    {"SELECT rkey, cid FROM record WHERE collection = ?1 ORDER BY rkey ASC LIMIT ?3",
-     "SELECT rkey, cid FROM record WHERE collection = ?1 AND rkey > ?2 ORDER BY rkey ASC"
-     " LIMIT ?3"},
+    {"SELECT rkey, cid FROM record WHERE collection = ?1 AND takedownRef IS NULL"
+     " ORDER BY rkey DESC LIMIT ?3",
+     "SELECT rkey, cid FROM record WHERE collection = ?1 AND rkey < ?2"
+     " AND takedownRef IS NULL ORDER BY rkey DESC LIMIT ?3"},
+    {"SELECT rkey, cid FROM record WHERE collection = ?1 AND takedownRef IS NULL"
+     " ORDER BY rkey ASC LIMIT ?3",
+     "SELECT rkey, cid FROM record WHERE collection = ?1 AND rkey > ?2"
+     " AND takedownRef IS NULL ORDER BY rkey ASC LIMIT ?3"},
 };
 
 static int list_rows(pds_actor *act, sqlite3_stmt *st, pds_record_fn fn, void *ctx, size_t *n,

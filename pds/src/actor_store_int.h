@@ -34,6 +34,11 @@ ATP_NODISCARD int pds_actor_store_with(pds_actor_store *s, atp_slice did, bool c
  * rolled back). ATP_EIO on a read failure (v->repo is then NULL). */
 ATP_NODISCARD int pds_actor_view_reload(pds_actor_view *v, atp_err *err);
 
+/* Closes the account's cached handle (after its folder is removed: account deletion), so a
+ * later account with the same DID opens a fresh file. ATP_ECONFLICT if the handle is in use
+ * right now (it then stays open); 0 when closed or not open. */
+ATP_NODISCARD int pds_actor_store_forget(pds_actor_store *s, atp_slice did);
+
 /* The commit hook the store was opened with (for an import that makes a commit outside the
  * group-commit path and must sequence it in the same transaction). hook may be NULL. */
 void pds_actor_store_hook(const pds_actor_store *s, pds_commit_hook *hook, void **hook_ctx);

@@ -6,6 +6,7 @@
 
 #include "atp/jwt.h"
 
+#include "db.h"
 #include "password.h"
 #include "pds.h"
 
@@ -175,6 +176,12 @@ int pds_auth_access(pds_ctx *ctx, atp_req *r, pds_auth *out)
     return 0;
 }
 
+static bool taken_down(pds_ctx *ctx, const char *did)
+{
+    pds_account acc;
+    return pds_db_account_get(ctx->db, did, &acc) == 0 && acc.status == PDS_ST_TAKENDOWN;
+}
+
 int pds_auth_access_full(pds_ctx *ctx, atp_req *r, pds_auth *out)
 {
     pds_auth a;
@@ -184,6 +191,12 @@ int pds_auth_access_full(pds_ctx *ctx, atp_req *r, pds_auth *out)
     }
     if (a.scope != PDS_SCOPE_ACCESS) {
         atp_req_error_status(r, 401, "InvalidToken", "Bad token scope");
+        return ATP_EFORBIDDEN;
+    }
+    /* An access token issued before a takedown stays valid until it expires; account
+     * management refuses it at once, as the reference's checkTakedown routes do. */
+    if (taken_down(ctx, a.did)) {
+        atp_req_error_status(r, 401, "AccountTakedown", "Account has been taken down");
         return ATP_EFORBIDDEN;
     }
     *out = a;

@@ -12,6 +12,10 @@ typedef enum {
     O_HOST, O_PORT, O_HOSTNAME, O_DATA, O_BLOBDIR, O_BLOBLIM, O_JWT, O_ADMIN, O_ROTKEY,
     O_PLC, O_DOMAINS, O_INVITE, O_DEV, O_AVURL, O_AVDID, O_CRAWLERS, O_RL, O_RLS, O_RLA,
     O_ATTL, O_RTTL, O_GRACE, O_LEVEL, O_LOGEN, O_DEST, O_WORKERS, O_LEXDIR,
+    O_BACKFILL,
+    O_BLOBAGE, O_BLOBGC,
+    O_IMPORTLIM,
+    O_CRAWLINT,
 } opt_id;
 
 /* Flags and variables (atp_daemon_opt: id, flag or NULL for environment only, variable). */
@@ -43,6 +47,11 @@ static const atp_daemon_opt opts[] = {
     {O_DEST, NULL, "LOG_DESTINATION"},
     {O_WORKERS, "--workers", "PDS_WORKERS"},
     {O_LEXDIR, "--lexicons", "PDS_LEXICON_DIRECTORY"},
+    {O_BACKFILL, NULL, "PDS_REPO_BACKFILL_LIMIT_MS"},
+    {O_BLOBAGE, NULL, "PDS_BLOB_TEMP_MAX_AGE"},
+    {O_BLOBGC, NULL, "PDS_BLOB_GC_INTERVAL"},
+    {O_IMPORTLIM, NULL, "PDS_MAX_REPO_IMPORT_SIZE"},
+    {O_CRAWLINT, NULL, "PDS_CRAWLERS_INTERVAL"},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -141,11 +150,16 @@ static int set_number(pds_config *c, opt_id id, const char *name, const char *v,
     switch (id) {
     case O_PORT: c->port = (uint16_t)n; break;
     case O_BLOBLIM: c->blob_upload_limit = (size_t)n; break;
+    case O_BLOBAGE: c->blob_temp_max_age = (int64_t)n; break;
+    case O_BLOBGC: c->blob_gc_interval = (int64_t)n; break;
     case O_RLS: c->rl_session = (unsigned)(n > 1000000 ? 1000000 : n); break;
     case O_RLA: c->rl_account = (unsigned)(n > 1000000 ? 1000000 : n); break;
     case O_ATTL: c->access_ttl = (int64_t)n; break;
     case O_RTTL: c->refresh_ttl = (int64_t)n; break;
     case O_GRACE: c->refresh_grace = (int64_t)n; break;
+    case O_BACKFILL: c->repo_backfill_limit_ms = (int64_t)n; break;
+    case O_IMPORTLIM: c->max_import_size = (size_t)n; break;
+    case O_CRAWLINT: c->crawl_interval = (int64_t)n; break;
     default: c->workers = (unsigned)n; break;
     }
     return 0;
@@ -197,6 +211,9 @@ static void set_defaults(pds_config *c)
     memcpy(c->host, "127.0.0.1", sizeof "127.0.0.1");
     c->port = 2583;
     c->blob_upload_limit = 5 * 1024 * 1024;
+    /* The reference never collects temporary blobs; an hour is the spec's minimum grace. */
+    c->blob_temp_max_age = 3600;
+    c->blob_gc_interval = 300;
     memcpy(c->plc_url, "https://plc.directory", sizeof "https://plc.directory");
     c->invite_required = true;
     c->rate_limits = true;
@@ -205,6 +222,8 @@ static void set_defaults(pds_config *c)
     c->access_ttl = 2 * 3600;
     c->refresh_ttl = 90LL * 24 * 3600;
     c->refresh_grace = 2 * 3600;
+    /* Firehose replay window: the reference keeps 24 h; relays ask for 72 h (issue 6). */
+    c->repo_backfill_limit_ms = 72LL * 3600 * 1000;
     c->log_level = ATP_LOG_INFO;
     c->log_enabled = true;
     c->workers = 4;
@@ -212,6 +231,8 @@ static void set_defaults(pds_config *c)
      * with 200 writes needs more, so 1 MiB as its repo write limit. */
     c->max_json_body = 1024 * 1024;
     c->shutdown_timeout_ms = 10000;
+    c->max_import_size = 100 * 1024 * 1024; /* importRepo: a whole repo CAR */
+    c->crawl_interval = 20 * 60; /* requestCrawl at most every 20 min, as the reference */
 }
 
 static int load_opts(pds_config *c, int argc, char **argv, atp_err *err)

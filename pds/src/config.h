@@ -10,6 +10,8 @@
  *   --lexicons         PDS_LEXICON_DIRECTORY        record schemas (default: the source tree's
  *                                                   pds/lexicons, baked in at build time)
  *                     PDS_BLOB_UPLOAD_LIMIT  bytes (default 5 MiB)
+ *                     PDS_BLOB_TEMP_MAX_AGE  seconds an unreferenced blob is kept (3600; ours)
+ *                     PDS_BLOB_GC_INTERVAL   seconds between blob GC sweeps (300; ours)
  *                     PDS_JWT_SECRET         HS256 secret of session tokens (required)
  *                     PDS_ADMIN_PASSWORD     HTTP Basic admin password (required)
  *                     PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX  64 hex (required unless dev
@@ -20,11 +22,14 @@
  *                     PDS_INVITE_REQUIRED    true/false (default true as the reference)
  *                     PDS_DEV_MODE           true/false (plain http, loopback PLC allowed)
  *                     PDS_BSKY_APP_VIEW_URL, PDS_BSKY_APP_VIEW_DID, PDS_CRAWLERS (comma list)
+ *                     PDS_CRAWLERS_INTERVAL  seconds between requestCrawl rounds (1200; ours)
  *                     PDS_RATE_LIMITS_ENABLED true/false (default true)
  *                     PDS_RATE_LIMIT_SESSION  createSession points per 5 min per IP (30)
  *                     PDS_RATE_LIMIT_ACCOUNT  createAccount points per 5 min per IP (100)
  *                     PDS_ACCESS_TOKEN_TTL    seconds (default 7200 as the reference; ours)
  *                     PDS_REFRESH_TOKEN_TTL   seconds (default 90 days; ours)
+ *                     PDS_REPO_BACKFILL_LIMIT_MS  firehose replay window in ms (default 72 h;
+ *                                            the reference's name, its default is 24 h)
  *                     PDS_REFRESH_GRACE       seconds a rotated refresh token still works
  *                                            (default 7200 as the reference; 0 = at once)
  *   --log-level L     LOG_LEVEL              debug, info, warn, error, off (default info)
@@ -51,6 +56,7 @@ typedef struct pds_config {
     char blob_dir[1024];
     char lexicon_dir[1024]; /* PDS_LEXICON_DIRECTORY; empty: the build's pds/lexicons */
     size_t blob_upload_limit;
+    int64_t blob_temp_max_age, blob_gc_interval; /* seconds: blob GC (blobstore.h) */
     char jwt_secret[512];
     char admin_password[512];
     char plc_rotation_key_hex[65]; /* empty: dev mode generates one */
@@ -60,14 +66,17 @@ typedef struct pds_config {
     bool invite_required, dev_mode, rate_limits;
     char appview_url[1024], appview_did[512];
     char crawlers[2048];
+    int64_t crawl_interval; /* PDS_CRAWLERS_INTERVAL seconds between requestCrawl (ours) */
     unsigned rl_session, rl_account; /* points per 300 s window */
     int64_t access_ttl, refresh_ttl, refresh_grace; /* seconds */
+    int64_t repo_backfill_limit_ms; /* firehose retention (PDS_REPO_BACKFILL_LIMIT_MS) */
     atp_log_level log_level;
     bool log_enabled;
     char log_dest[1024];
     unsigned workers;
     size_t max_json_body;         /* JSON bodies (413 past it) */
     unsigned shutdown_timeout_ms; /* SIGTERM drain */
+    size_t max_import_size;       /* PDS_MAX_REPO_IMPORT_SIZE: importRepo CAR bytes (413) */
 } pds_config;
 
 /* Fills `out` from the environment, then argv[1..argc). ATP_EINVAL on an unknown flag, a

@@ -115,7 +115,8 @@ int pds_db_open(const char *path, pds_db **out, atp_err *err)
         return ATP_EIO;
     }
     sqlite3_busy_timeout(c, 10000);
-    rc = exec_sql(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+    rc = exec_sql(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                      " PRAGMA temp_store=MEMORY;",
                   err);
     if (rc == 0) {
         rc = migrate(c, err);

@@ -20,6 +20,7 @@
 #include "lexicons.h"
 #include "mailer.h"
 #include "pds.h"
+#include "proxy.h"
 #include "ratelimit.h"
 #include "sequencer.h"
 
@@ -30,7 +31,9 @@ static int64_t now_s(void)
 
 static void metrics_hook(atp_buf *out, void *ud)
 {
-    pds_metrics *m = ud;
+    const pds_ctx *ctx = ud;
+    const pds_metrics *m = &ctx->metrics;
+    uint64_t commits = 0, txns = 0;
     atp_buf_printf(out, "atp_pds_accounts_created_total %llu\n",
                    (unsigned long long)atomic_load(&m->accounts_created));
     atp_buf_printf(out, "atp_pds_sessions_created_total %llu\n",
@@ -43,6 +46,11 @@ static void metrics_hook(atp_buf *out, void *ud)
                    (unsigned long long)atomic_load(&m->rate_limited));
     atp_buf_printf(out, "atp_pds_plc_errors_total %llu\n",
                    (unsigned long long)atomic_load(&m->plc_errors));
+    /* commits / transactions = how many writes share one fsync (group commit) */
+    pds_actor_store_counters(ctx->actors, &commits, &txns);
+    atp_buf_printf(out, "atp_pds_repo_commits_total %llu\n", (unsigned long long)commits);
+    atp_buf_printf(out, "atp_pds_repo_transactions_total %llu\n", (unsigned long long)txns);
+    pds_seq_metrics(ctx->seq, out);
 }
 
 /* mkdir -p for one level below an existing parent is all the layout needs. */
@@ -134,7 +142,8 @@ static int open_actors(const pds_config *cfg, pds_ctx *ctx)
     pds_mailer_log_init(&g_mailer);
     ctx->mailer = &g_mailer;
     if (pds_actor_store_open(&o, &ctx->actors, &err) < 0 ||
-        pds_seq_open(ctx, &ctx->seq, &err) < 0 || pds_blobstore_open(cfg, &ctx->blobs, &err) < 0) {
+        pds_seq_open(ctx, &ctx->seq, &err) < 0 || pds_blobstore_open(cfg, &ctx->blobs, &err) < 0 ||
+        pds_blobstore_gc_start(ctx->blobs, ctx->actors, &err) < 0) {
         atp_logf(ATP_LOG_ERROR, "main", "stores: %s", err.msg);
         return 1;
     }
@@ -169,8 +178,12 @@ static int start_server(struct event_base *base, const pds_config *cfg, pds_ctx 
     sc.port = cfg->port;
     sc.svc = "pds";
     sc.version = PDS_VERSION;
-    /* The largest body any route takes: a blob upload; JSON routes check PDS_JSON_MAX. */
+    /* The largest body any route takes (a repo import, a blob); each route checks its own
+     * limit (PDS_JSON_MAX for JSON bodies). */
     sc.max_body = cfg->blob_upload_limit > PDS_JSON_MAX ? cfg->blob_upload_limit : PDS_JSON_MAX;
+    if (cfg->max_import_size > sc.max_body) {
+        sc.max_body = cfg->max_import_size;
+    }
     sc.workers = cfg->workers;
     sc.cors = true;
     if (atp_server_create(base, &sc, &srv, err) < 0) {
@@ -185,7 +198,7 @@ static int start_server(struct event_base *base, const pds_config *cfg, pds_ctx 
     }
     pds_routes_register(srv, ctx);
     pds_seq_attach(ctx->seq, srv);
-    atp_server_set_metrics_hook(srv, metrics_hook, &ctx->metrics);
+    atp_server_set_metrics_hook(srv, metrics_hook, ctx);
     if (atp_server_handle_signals(srv, cfg->shutdown_timeout_ms, err) < 0) {
         atp_server_destroy(srv);
         return ATP_EIO;
@@ -220,20 +233,24 @@ static int run(const pds_config *cfg)
         return status;
     }
     status = 1;
+    /* Before the server (its workers read ctx->crawlers); the first round may reach a relay
+     * a moment before we listen: relays crawl asynchronously and retry. */
+    if (pds_crawlers_start(&ctx, &ctx.crawlers, &err) < 0) {
+        atp_logf(ATP_LOG_WARN, "main", "crawlers: %s", err.msg);
+    }
     base = event_base_new();
     if (!base || start_server(base, cfg, &ctx, &srv, &err) < 0) {
         atp_logf(ATP_LOG_ERROR, "main", "server: %s", base ? err.msg : "event_base_new failed");
     } else {
         log_listening(srv, &ctx);
-        if (pds_crawlers_start(&ctx, &ctx.crawlers, &err) < 0) {
-            atp_logf(ATP_LOG_WARN, "main", "crawlers: %s", err.msg);
-        }
         event_base_dispatch(base);
-        pds_crawlers_stop(ctx.crawlers);
-        ctx.crawlers = NULL;
         atp_log_kv(ATP_LOG_INFO, "main", "draining done, stopping", NULL, 0);
         status = 0;
     }
+    pds_crawlers_stop(ctx.crawlers);
+    ctx.crawlers = NULL;
+    /* proxied requests run on threads of their own that respond through the server */
+    (void)pds_proxy_drain(2000);
     atp_server_destroy(srv);
     if (base) {
         event_base_free(base);

@@ -1,51 +1,1451 @@
-/* pds/src/sequencer.c: STUB until its engineer's module lands (the contract is its header). */
-#include <stdlib.h>
-
+/* pds/src/sequencer.c: the durable firehose (sequencer.h).
+ *
+ * Threads and locks:
+ *   - q->mu guards the after_write queue (group commit: one leader drains it for everyone
+ *     waiting), the replay jobs and the subscriber list (the loop thread edits the list under
+ *     it, and reads it without: it is the only writer).
+ *   - q->seq_mu is held across every sequencing transaction and the hand-off of its events to
+ *     the loop, so events reach the loop in seq order (subscribers rely on it to drop
+ *     duplicates by seq). Order: seq_mu, then the service db mutex or one account's mutex,
+ *     never both of those at once.
+ *   - a replay thread reads repo_seq for subscribers that asked for a cursor; a pruning thread
+ *     drops events older than the retention window.
+ * Seqs come from repo_seq's AUTOINCREMENT counter (sqlite_sequence), read and advanced inside
+ * the transaction that inserts: a rolled-back transaction gives its seqs back, so seqs of
+ * committed events are contiguous and a gap only means deleted (pruned or invalidated) rows.
+ */
 #include "sequencer.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "atp/log.h"
+
+#include "actor_store_int.h"
+#include "seq_event.h"
+
+#define OUTBOX_ROWS        256           /* outbox rows moved per account per round */
+#define REPLAY_ROWS        500           /* repo_seq rows per replay read */
+#define REPLAY_BYTES       (2u << 20)    /* ... and at most these bytes */
+#define REPLAY_HIGH_WATER  (1u << 20)    /* next replay batch once output is below this */
+#define PENDING_MAX_BYTES  (8u << 20)    /* live events buffered while a replay catches up */
+#define PRUNE_ROWS         5000          /* rows deleted per pruning transaction */
+#define STATE_CLEAN        "clean_stop"
+#define STATE_PRUNED       "pruned_upto"
+
+/* One sequenced event: its seq and whole frame (owned). */
+typedef struct seq_ev {
+    int64_t seq;
+    uint8_t *bytes;
+    size_t len;
+} seq_ev;
+
+typedef struct ev_list {
+    seq_ev *v;
+    size_t n, cap;
+    size_t bytes;
+} ev_list;
+
+/* A pds_seq_after_write call waiting for a leader to sequence its account. */
+typedef struct waiter {
+    const char *did;
+    bool done;
+    struct waiter *next;
+} waiter;
+
+/* One subscriber (loop thread). */
+typedef struct sub {
+    struct sub *next, *prev;
+    pds_seq *q;
+    atp_ws_conn *ws;
+    uint64_t id;
+    bool live;    /* replay done: broadcasts go straight out */
+    bool closing; /* an error frame was sent: nothing more */
+    int64_t last; /* highest seq sent */
+    ev_list pending; /* broadcasts received while replaying */
+} sub;
+
+/* A replay read for a subscriber, and its answer. */
+typedef struct job {
+    struct job *next;
+    uint64_t sub_id;
+    int64_t after;
+    bool wait; /* the subscriber's output is full: wait a little, read nothing */
+} job;
+
+typedef struct replay_res {
+    pds_seq *q;
+    uint64_t sub_id;
+    ev_list evs;
+    bool more; /* the read was cut by its bounds (or was a wait): ask again */
+} replay_res;
+
+typedef struct bcast {
+    pds_seq *q;
+    ev_list evs;
+} bcast;
+
 struct pds_seq {
-    int unused;
+    pds_ctx *ctx;
+    atp_server *srv;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;  /* after_write waiters */
+    pthread_cond_t jcv; /* replay jobs */
+    pthread_cond_t pcv; /* the pruner's timer (and its stop) */
+    waiter *queue;
+    bool leader, stop, dirty;
+    job *jobs;
+    sub *subs;
+    uint64_t next_sub;
+    pthread_mutex_t seq_mu;
+    int64_t posted; /* highest seq handed to the loop (seq_mu) */
+    _Atomic int64_t current, pruned;
+    atomic_ullong events, txns, subscribers, slow;
+    int64_t retention_ms;
+    pthread_t replay_thr, prune_thr;
+    bool threads;
 };
+
+/* ---- small helpers ---- */
+
+static void ev_push(ev_list *l, int64_t seq, atp_slice frame)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->v = atp_xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n].seq = seq;
+    l->v[l->n].bytes = atp_xmalloc(frame.len ? frame.len : 1);
+    memcpy(l->v[l->n].bytes, frame.ptr, frame.len);
+    l->v[l->n].len = frame.len;
+    l->bytes += frame.len;
+    l->n++;
+}
+
+static void ev_free(ev_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].bytes);
+    }
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int sql_err(sqlite3 *db, atp_err *err, const char *what)
+{
+    return atp_err_set(err, ATP_EIO, 0, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+/* Runs one statement with text/int64 arguments ("t" or "i" per argument in `types`). */
+static int sql_run(sqlite3 *db, const char *sql, const char *types, const void *const *args,
+                   atp_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    for (int i = 0; rc == SQLITE_OK && types[i]; i++) {
+        rc = types[i] == 't'
+                 ? sqlite3_bind_text(st, i + 1, args[i], -1, SQLITE_STATIC)
+                 : sqlite3_bind_int64(st, i + 1, *(const int64_t *)args[i]);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_err(db, err, "sequencer");
+}
+
+/* One integer from a query with an optional text argument (0 when no row or NULL). */
+static int sql_int(sqlite3 *db, const char *sql, const char *arg, int64_t *out, atp_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK && arg) {
+        rc = sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+    }
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_err(db, err, "sequencer read");
+}
+
+/* The highest seq ever given (AUTOINCREMENT keeps it even when the rows are gone). */
+static int last_seq(sqlite3 *db, int64_t *out, atp_err *err)
+{
+    return sql_int(db, "SELECT seq FROM sqlite_sequence WHERE name = 'repo_seq'", NULL, out, err);
+}
+
+static void store_max(_Atomic int64_t *a, int64_t v)
+{
+    int64_t cur = atomic_load(a);
+    while (cur < v && !atomic_compare_exchange_weak(a, &cur, v)) {
+    }
+}
+
+/* ---- appending events (inside a service-db transaction) ---- */
+
+typedef struct append {
+    pds_seq *q;
+    atp_arena *arena;
+    atp_buf frame;
+    ev_list *evs; /* nullable: frames kept for the broadcast */
+} append;
+
+/* Gives `body` the next seq and inserts its frame into repo_seq. */
+static int append_event(append *ap, sqlite3 *conn, const char *did, const char *type,
+                        atp_slice body, const int64_t *outbox_id, atp_err *err)
+{
+    static const char sql[] = "INSERT INTO repo_seq(seq, did, event_type, event, sequenced_at,"
+                              " outbox_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    char now[PDS_SEQ_TIME_MAX];
+    sqlite3_stmt *st = NULL;
+    int64_t seq = 0;
+    int rc = last_seq(conn, &seq, err);
+    atp_arena_reset(ap->arena);
+    atp_buf_reset(&ap->frame);
+    if (rc == 0) {
+        rc = pds_seq_frame_build(&ap->frame, ap->arena, type, body, ++seq, err);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    pds_seq_time_now(now);
+    if (sqlite3_prepare_v2(conn, sql, -1, &st, NULL) != SQLITE_OK) {
+        return sql_err(conn, err, "repo_seq insert");
+    }
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_text(st, 2, did, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, type + 1, -1, SQLITE_STATIC); /* "commit", as the reference */
+    sqlite3_bind_blob(st, 4, ap->frame.ptr, (int)ap->frame.len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+    if (outbox_id) {
+        sqlite3_bind_int64(st, 6, *outbox_id);
+    }
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_err(conn, err, "repo_seq insert");
+    sqlite3_finalize(st);
+    if (rc == 0 && ap->evs) {
+        ev_push(ap->evs, seq, atp_buf_slice(&ap->frame));
+    }
+    return rc;
+}
+
+static void append_init(append *ap, pds_seq *q, ev_list *evs)
+{
+    ap->q = q;
+    ap->arena = atp_arena_create(0);
+    atp_buf_init(&ap->frame, PDS_SEQ_FRAME_MAX + 64);
+    ap->evs = evs;
+}
+
+static void append_release(append *ap)
+{
+    atp_arena_destroy(ap->arena);
+    atp_buf_release(&ap->frame);
+}
+
+/* ---- broadcast (loop thread) ---- */
+
+static void sub_send_error(sub *s, const char *error, const char *message)
+{
+    atp_buf b;
+    atp_buf_init(&b, 1024);
+    pds_seq_frame_error(&b, error, message);
+    if (atp_ws_conn_send(s->ws, 2, atp_buf_slice(&b)) < 0) {
+        /* the connection is already being cut: nothing else to do */
+    }
+    atp_buf_release(&b);
+    s->closing = true;
+}
+
+static void sub_too_slow(sub *s)
+{
+    atomic_fetch_add(&s->q->slow, 1);
+    sub_send_error(s, "ConsumerTooSlow", "Stream consumer too slow");
+    atp_ws_conn_close(s->ws, 1008, "ConsumerTooSlow");
+}
+
+/* A replaying subscriber keeps live events aside, within a bound. */
+static void sub_hold(sub *s, const seq_ev *e)
+{
+    if (s->pending.bytes + e->len > PENDING_MAX_BYTES) {
+        sub_too_slow(s);
+        ev_free(&s->pending);
+        return;
+    }
+    ev_push(&s->pending, e->seq, atp_slice_make(e->bytes, e->len));
+}
+
+static void fan_out(pds_seq *q, const seq_ev *e)
+{
+    atp_ws_frame *f = atp_ws_frame_create(2, atp_slice_make(e->bytes, e->len));
+    for (sub *s = q->subs; s; s = s->next) {
+        if (s->closing) {
+            continue;
+        }
+        if (!s->live) {
+            sub_hold(s, e);
+        } else if (e->seq > s->last) {
+            s->last = e->seq;
+            if (atp_ws_conn_send_frame(s->ws, f) < 0) {
+                s->closing = true; /* cut off (on_slow said why) or closing */
+            }
+        }
+    }
+    atp_ws_frame_release(f);
+}
+
+static void broadcast_cb(void *arg)
+{
+    bcast *b = arg;
+    for (size_t i = 0; i < b->evs.n; i++) {
+        fan_out(b->q, &b->evs.v[i]);
+    }
+    ev_free(&b->evs);
+    free(b);
+}
+
+/* Reads committed events in (after, upto] for the broadcast (seq_mu held). */
+typedef struct range_read {
+    int64_t after, upto;
+    ev_list *evs;
+    size_t max_rows, max_bytes;
+} range_read;
+
+static int read_range(void *ctx, sqlite3 *conn, atp_err *err)
+{
+    range_read *r = ctx;
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (sqlite3_prepare_v2(conn,
+                           "SELECT seq, event FROM repo_seq WHERE seq > ?1 AND seq <= ?2"
+                           " AND invalidated = 0 ORDER BY seq LIMIT ?3",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return sql_err(conn, err, "repo_seq read");
+    }
+    sqlite3_bind_int64(st, 1, r->after);
+    sqlite3_bind_int64(st, 2, r->upto);
+    sqlite3_bind_int64(st, 3, (int64_t)r->max_rows);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && r->evs->bytes < r->max_bytes) {
+        const void *p = sqlite3_column_blob(st, 1);
+        ev_push(r->evs, sqlite3_column_int64(st, 0),
+                atp_slice_make(p, (size_t)sqlite3_column_bytes(st, 1)));
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_err(conn, err, "repo_seq read");
+}
+
+static void post_list(pds_seq *q, ev_list *evs)
+{
+    if (evs->n == 0 || !q->srv) {
+        ev_free(evs);
+        return;
+    }
+    bcast *b = atp_xcalloc(1, sizeof *b);
+    b->q = q;
+    b->evs = *evs;
+    memset(evs, 0, sizeof *evs);
+    atp_server_call_on_loop(q->srv, broadcast_cb, b);
+}
+
+/* Hands events up to `upto` to the loop, in order: first whatever committed before them that
+ * was not posted (events appended by a caller's own transaction), then `evs`. seq_mu held. */
+static void post_events(pds_seq *q, ev_list *evs, int64_t upto)
+{
+    int64_t first = evs && evs->n ? evs->v[0].seq : upto + 1;
+    while (q->posted < first - 1) {
+        ev_list gap = {0};
+        range_read rr = {q->posted, first - 1, &gap, REPLAY_ROWS, REPLAY_BYTES};
+        if (pds_db_read(q->ctx->db, read_range, &rr, NULL) < 0) {
+            break; /* subscribers can still replay them by cursor */
+        }
+        q->posted = gap.n ? gap.v[gap.n - 1].seq : first - 1;
+        post_list(q, &gap);
+    }
+    if (evs) {
+        post_list(q, evs);
+    }
+    if (upto > q->posted) {
+        q->posted = upto;
+    }
+    store_max(&q->current, upto);
+}
+
+/* ---- the outbox: account file -> repo_seq ---- */
+
+typedef struct outbox_row {
+    int64_t id;
+    char type[16];
+    uint8_t *body;
+    size_t len;
+} outbox_row;
+
+typedef struct outbox {
+    const char *did;
+    outbox_row *rows;
+    size_t n;
+} outbox;
+
+static void outbox_free(outbox *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        free(o->rows[i].body);
+    }
+    free(o->rows);
+    o->rows = NULL;
+    o->n = 0;
+}
+
+static int outbox_read(void *ctx, pds_actor_view *v, atp_err *err)
+{
+    outbox *o = ctx;
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (sqlite3_prepare_v2(v->db,
+                           "SELECT id, eventType, event FROM seq_outbox ORDER BY id LIMIT ?1", -1,
+                           &st, NULL) != SQLITE_OK) {
+        return sql_err(v->db, err, "seq_outbox read");
+    }
+    sqlite3_bind_int(st, 1, OUTBOX_ROWS);
+    o->rows = atp_xcalloc(OUTBOX_ROWS, sizeof *o->rows);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        outbox_row *r = &o->rows[o->n++];
+        const char *t = (const char *)sqlite3_column_text(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 2);
+        r->id = sqlite3_column_int64(st, 0);
+        snprintf(r->type, sizeof r->type, "%s", t ? t : "");
+        r->body = atp_xmalloc(len ? len : 1);
+        memcpy(r->body, sqlite3_column_blob(st, 2), len);
+        r->len = len;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : sql_err(v->db, err, "seq_outbox read");
+}
+
+static int outbox_delete(void *ctx, pds_actor_view *v, atp_err *err)
+{
+    const int64_t *upto = ctx;
+    const void *args[] = {upto};
+    return sql_run(v->db, "DELETE FROM seq_outbox WHERE id <= ?1", "i", args, err);
+}
+
+typedef struct move_ctx {
+    append ap;
+    outbox *boxes;
+    size_t n;
+} move_ctx;
+
+/* Already moved (a recovery after a crash between the two files' commits)? */
+static int already_moved(sqlite3 *conn, const char *did, int64_t id, bool *out, atp_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(conn, "SELECT 1 FROM repo_seq WHERE did = ?1 AND outbox_id = ?2", -1,
+                           &st, NULL) != SQLITE_OK) {
+        return sql_err(conn, err, "repo_seq lookup");
+    }
+    sqlite3_bind_text(st, 1, did, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, id);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    *out = rc == SQLITE_ROW;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_err(conn, err, "repo_seq lookup");
+}
+
+static int move_fn(void *ctx, sqlite3 *conn, atp_err *err)
+{
+    move_ctx *m = ctx;
+    for (size_t b = 0; b < m->n; b++) {
+        for (size_t i = 0; i < m->boxes[b].n; i++) {
+            const outbox_row *r = &m->boxes[b].rows[i];
+            char type[20];
+            bool dup = false;
+            int rc = already_moved(conn, m->boxes[b].did, r->id, &dup, err);
+            if (rc == 0 && !dup) {
+                snprintf(type, sizeof type, "#%s", r->type);
+                rc = append_event(&m->ap, conn, m->boxes[b].did, type,
+                                  atp_slice_make(r->body, r->len), &r->id, err);
+            }
+            if (rc < 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Moves one round of the accounts' outboxes (seq_mu held). *more: some outbox had a full
+ * round, call again. */
+static int drain_round(pds_seq *q, const char *const *dids, size_t n, bool *more, atp_err *err)
+{
+    move_ctx m;
+    ev_list evs = {0};
+    int64_t cur = 0;
+    int rc = 0;
+    memset(&m, 0, sizeof m);
+    m.boxes = atp_xcalloc(n ? n : 1, sizeof *m.boxes);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        m.boxes[m.n].did = dids[i];
+        rc = pds_actor_store_with(q->ctx->actors, atp_slice_str(dids[i]), false, outbox_read,
+                                  &m.boxes[m.n], err);
+        if (rc == ATP_ENOTFOUND) {
+            rc = 0; /* the account file is gone (deleted account) */
+        }
+        *more = *more || m.boxes[m.n].n == OUTBOX_ROWS;
+        m.n++;
+    }
+    append_init(&m.ap, q, &evs);
+    if (rc == 0) {
+        rc = pds_db_txn(q->ctx->db, move_fn, &m, err);
+    }
+    if (rc == 0) {
+        atomic_fetch_add(&q->txns, 1);
+        atomic_fetch_add(&q->events, evs.n);
+        cur = evs.n ? evs.v[evs.n - 1].seq : 0;
+        post_events(q, &evs, cur > q->posted ? cur : q->posted);
+    }
+    for (size_t i = 0; i < m.n; i++) {
+        int64_t upto = m.boxes[i].n ? m.boxes[i].rows[m.boxes[i].n - 1].id : 0;
+        if (rc == 0 && upto > 0 &&
+            pds_actor_store_with(q->ctx->actors, atp_slice_str(m.boxes[i].did), false,
+                                 outbox_delete, &upto, NULL) < 0) {
+            /* left for the next round: the unique (did, outbox_id) skips it then */
+            q->dirty = true;
+        }
+        outbox_free(&m.boxes[i]);
+    }
+    ev_free(&evs);
+    append_release(&m.ap);
+    free(m.boxes);
+    return rc;
+}
+
+static int drain(pds_seq *q, const char *const *dids, size_t n, atp_err *err)
+{
+    bool more = true;
+    int rc = 0;
+    for (int round = 0; more && rc == 0 && round < 1000; round++) {
+        more = false;
+        rc = drain_round(q, dids, n, &more, err);
+    }
+    return rc;
+}
+
+/* ---- group commit of after_write ---- */
+
+static void lead(pds_seq *q)
+{
+    const char *dids[64];
+    waiter *batch = q->queue, *w;
+    size_t n = 0;
+    atp_err err;
+    q->queue = NULL;
+    q->leader = true;
+    pthread_mutex_unlock(&q->mu);
+    pthread_mutex_lock(&q->seq_mu);
+    for (w = batch; w; w = w->next) {
+        bool seen = false;
+        for (size_t i = 0; i < n; i++) {
+            seen = seen || strcmp(dids[i], w->did) == 0;
+        }
+        if (!seen) {
+            dids[n++] = w->did;
+        }
+        if (n == 64 || (!w->next && n > 0)) {
+            atp_err_clear(&err);
+            if (drain(q, dids, n, &err) < 0) {
+                atp_logf(ATP_LOG_ERROR, "seq", "sequencing: %s", err.msg);
+                q->dirty = true;
+            }
+            n = 0;
+        }
+    }
+    pthread_mutex_unlock(&q->seq_mu);
+    pthread_mutex_lock(&q->mu);
+    for (w = batch; w; w = w->next) {
+        w->done = true;
+    }
+    q->leader = false;
+    pthread_cond_broadcast(&q->cv);
+}
+
+void pds_seq_after_write(pds_seq *q, const char *did)
+{
+    waiter me = {did, false, NULL};
+    if (!q || !did) {
+        return;
+    }
+    pthread_mutex_lock(&q->mu);
+    me.next = q->queue;
+    q->queue = &me;
+    while (!me.done) {
+        if (!q->leader) {
+            lead(q);
+        } else {
+            pthread_cond_wait(&q->cv, &q->mu);
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* ---- the commit hook and #sync (inside an account file's transaction) ---- */
+
+static int outbox_insert(sqlite3 *db, const char *type, atp_slice body, atp_err *err)
+{
+    char now[PDS_SEQ_TIME_MAX];
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "INSERT INTO seq_outbox(eventType, event, createdAt)"
+                               " VALUES (?1, ?2, ?3)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return sql_err(db, err, "seq_outbox insert");
+    }
+    pds_seq_time_now(now);
+    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, body.ptr, (int)body.len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_err(db, err, "seq_outbox insert");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int pds_seq_outbox_sync(sqlite3 *db, atp_slice did, const atp_cid *commit, atp_slice commit_block,
+                        const char *rev, atp_err *err)
+{
+    char now[PDS_SEQ_TIME_MAX];
+    atp_buf b;
+    atp_buf_init(&b, PDS_SEQ_FRAME_MAX);
+    pds_seq_time_now(now);
+    int rc = pds_seq_body_sync(&b, did, commit, commit_block, rev, now, err);
+    if (rc == 0) {
+        rc = outbox_insert(db, "sync", atp_buf_slice(&b), err);
+    }
+    atp_buf_release(&b);
+    return rc;
+}
+
+int pds_seq_commit_hook(void *pctx, sqlite3 *db, atp_slice did, const atp_repo_commit *c,
+                        atp_err *err)
+{
+    char now[PDS_SEQ_TIME_MAX];
+    atp_buf b;
+    (void)pctx;
+    atp_buf_init(&b, PDS_SEQ_FRAME_MAX);
+    pds_seq_time_now(now);
+    int rc = pds_seq_body_commit(&b, did, c, now, err);
+    if (rc == 0) {
+        rc = outbox_insert(db, "commit", atp_buf_slice(&b), err);
+    }
+    /* A new repo is announced as the current state too (reference order: #commit, #sync). */
+    if (rc == 0 && c->since[0] == '\0') {
+        rc = pds_seq_outbox_sync(db, did, &c->cid, c->bytes, c->rev, err);
+    }
+    atp_buf_release(&b);
+    return rc;
+}
+
+/* ---- identity and account events (service database) ---- */
+
+static const char *status_event(pds_status st)
+{
+    return st == PDS_ST_ACTIVE ? NULL : pds_status_name(st);
+}
+
+/* ---- service-database changes with their events ---- */
+
+static int read_last(void *ctx, sqlite3 *conn, atp_err *err)
+{
+    return last_seq(conn, ctx, err);
+}
+
+void pds_seq_after_commit(pds_seq *q)
+{
+    int64_t cur = 0;
+    if (!q) {
+        return;
+    }
+    pthread_mutex_lock(&q->seq_mu);
+    if (pds_db_read(q->ctx->db, read_last, &cur, NULL) == 0) {
+        post_events(q, NULL, cur);
+    }
+    pthread_mutex_unlock(&q->seq_mu);
+}
+
+typedef enum change_kind { CH_IDENTITY, CH_ACCOUNT, CH_STATUS, CH_HANDLE } change_kind;
+
+typedef struct change {
+    change_kind kind;
+    const char *did;
+    const char *handle; /* CH_IDENTITY (nullable), CH_HANDLE */
+    pds_status st;      /* CH_ACCOUNT, CH_STATUS */
+    atp_buf sync;       /* CH_STATUS to active: the #sync body, when there is a repo */
+    append ap;
+} change;
+
+static int append_identity(append *ap, sqlite3 *conn, const char *did, const char *handle,
+                           atp_err *err)
+{
+    char now[PDS_SEQ_TIME_MAX];
+    atp_buf b;
+    atp_buf_init(&b, 8192);
+    pds_seq_time_now(now);
+    pds_seq_body_identity(&b, atp_slice_str(did), handle, now);
+    int rc = b.err ? atp_err_set(err, ATP_ELIMIT, 0, "identity event too large")
+                   : append_event(ap, conn, did, "#identity", atp_buf_slice(&b), NULL, err);
+    atp_buf_release(&b);
+    return rc;
+}
+
+static int append_account(append *ap, sqlite3 *conn, const char *did, pds_status st,
+                          atp_err *err)
+{
+    char now[PDS_SEQ_TIME_MAX];
+    atp_buf b;
+    atp_buf_init(&b, 8192);
+    pds_seq_time_now(now);
+    pds_seq_body_account(&b, atp_slice_str(did), st == PDS_ST_ACTIVE, status_event(st), now);
+    int rc = b.err ? atp_err_set(err, ATP_ELIMIT, 0, "account event too large")
+                   : append_event(ap, conn, did, "#account", atp_buf_slice(&b), NULL, err);
+    atp_buf_release(&b);
+    return rc;
+}
+
+int pds_seq_identity_in(pds_seq *q, sqlite3 *conn, const char *did, const char *handle,
+                        atp_err *err)
+{
+    append ap;
+    append_init(&ap, q, NULL);
+    int rc = append_identity(&ap, conn, did, handle, err);
+    append_release(&ap);
+    return rc;
+}
+
+int pds_seq_account_in(pds_seq *q, sqlite3 *conn, const char *did, pds_status st, atp_err *err)
+{
+    append ap;
+    append_init(&ap, q, NULL);
+    int rc = append_account(&ap, conn, did, st, err);
+    append_release(&ap);
+    return rc;
+}
+
+/* UPDATE of one account row: ATP_ENOTFOUND if no row changed, ATP_ECONFLICT on a unique
+ * constraint (a taken handle). */
+static int update_account(sqlite3 *conn, const char *sql, const char *v, const char *did,
+                          atp_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(conn, sql, -1, &st, NULL) != SQLITE_OK) {
+        return sql_err(conn, err, "account update");
+    }
+    sqlite3_bind_text(st, 1, v, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, did, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_CONSTRAINT) {
+        return atp_err_set(err, ATP_ECONFLICT, 0, "handle already taken");
+    }
+    if (rc != SQLITE_DONE) {
+        return sql_err(conn, err, "account update");
+    }
+    return sqlite3_changes(conn) == 0 ? atp_err_set(err, ATP_ENOTFOUND, 0, "no such account")
+                                      : 0;
+}
+
+/* Activation also announces identity and the current repo state (reference order:
+ * #account, #identity, #sync). */
+static int status_active_extra(change *c, sqlite3 *conn, atp_err *err)
+{
+    char handle[PDS_HANDLE_MAX + 1] = "";
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(conn, "SELECT handle FROM account WHERE did = ?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(st, 1, c->did, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+            snprintf(handle, sizeof handle, "%s", (const char *)sqlite3_column_text(st, 0));
+        }
+    }
+    sqlite3_finalize(st);
+    int rc = append_identity(&c->ap, conn, c->did, handle[0] ? handle : NULL, err);
+    if (rc == 0 && c->sync.len > 0) {
+        rc = append_event(&c->ap, conn, c->did, "#sync", atp_buf_slice(&c->sync), NULL, err);
+    }
+    return rc;
+}
+
+static int change_status(change *c, sqlite3 *conn, atp_err *err)
+{
+    const void *args[] = {c->did};
+    int rc = update_account(conn, "UPDATE account SET status = ?1 WHERE did = ?2",
+                            pds_status_name(c->st), c->did, err);
+    if (rc == 0 && c->st == PDS_ST_DELETED) {
+        /* the reference drops a deleted account's history from its replay log */
+        rc = sql_run(conn, "DELETE FROM repo_seq WHERE did = ?1", "t", args, err);
+    }
+    if (rc == 0) {
+        rc = append_account(&c->ap, conn, c->did, c->st, err);
+    }
+    if (rc == 0 && c->st == PDS_ST_ACTIVE) {
+        rc = status_active_extra(c, conn, err);
+    }
+    return rc;
+}
+
+static int change_fn(void *ctx, sqlite3 *conn, atp_err *err)
+{
+    change *c = ctx;
+    int rc;
+    switch (c->kind) {
+    case CH_IDENTITY: return append_identity(&c->ap, conn, c->did, c->handle, err);
+    case CH_ACCOUNT: return append_account(&c->ap, conn, c->did, c->st, err);
+    case CH_STATUS: return change_status(c, conn, err);
+    default:
+        rc = update_account(conn, "UPDATE account SET handle = ?1 WHERE did = ?2", c->handle,
+                            c->did, err);
+        return rc == 0 ? append_identity(&c->ap, conn, c->did, c->handle, err) : rc;
+    }
+}
+
+/* Runs the change in one service-db transaction and broadcasts its events. */
+static int run_change(pds_seq *q, change *c, atp_err *err)
+{
+    ev_list evs = {0};
+    if (!q || !c->did) {
+        return atp_err_set(err, ATP_EINVAL, 0, "no sequencer or DID");
+    }
+    append_init(&c->ap, q, &evs);
+    pthread_mutex_lock(&q->seq_mu);
+    int rc = pds_db_txn(q->ctx->db, change_fn, c, err);
+    if (rc == 0) {
+        atomic_fetch_add(&q->txns, 1);
+        atomic_fetch_add(&q->events, evs.n);
+        post_events(q, &evs, evs.n ? evs.v[evs.n - 1].seq : q->posted);
+    }
+    pthread_mutex_unlock(&q->seq_mu);
+    ev_free(&evs);
+    append_release(&c->ap);
+    atp_buf_release(&c->sync);
+    return rc;
+}
+
+static void change_init(change *c, change_kind kind, const char *did)
+{
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    c->did = did;
+    atp_buf_init(&c->sync, PDS_SEQ_FRAME_MAX);
+}
+
+int pds_seq_identity(pds_seq *q, const char *did, const char *handle, atp_err *err)
+{
+    change c;
+    change_init(&c, CH_IDENTITY, did);
+    c.handle = handle;
+    return run_change(q, &c, err);
+}
+
+int pds_seq_account(pds_seq *q, const char *did, pds_status st, atp_err *err)
+{
+    change c;
+    change_init(&c, CH_ACCOUNT, did);
+    c.st = st;
+    return run_change(q, &c, err);
+}
+
+int pds_seq_set_handle(pds_seq *q, const char *did, const char *handle, atp_err *err)
+{
+    change c;
+    change_init(&c, CH_HANDLE, did);
+    c.handle = handle;
+    return run_change(q, &c, err);
+}
+
+/* The #sync body of the account's current commit (none when it has no repo). */
+static int sync_of_head(void *ctx, pds_actor_view *v, atp_err *err)
+{
+    change *c = ctx;
+    char now[PDS_SEQ_TIME_MAX];
+    atp_slice block, rev;
+    char revz[16];
+    if (!v->repo || !atp_repo_head(v->repo)) {
+        return 0;
+    }
+    atp_arena *a = atp_arena_create(0);
+    int rc = atp_blockstore_get(v->bs, atp_repo_head(v->repo), a, &block, err);
+    if (rc == 0) {
+        rev = atp_repo_rev(v->repo);
+        snprintf(revz, sizeof revz, "%.*s", (int)(rev.len < 15 ? rev.len : 15),
+                 (const char *)rev.ptr);
+        pds_seq_time_now(now);
+        rc = pds_seq_body_sync(&c->sync, v->did, atp_repo_head(v->repo), block, revz, now, err);
+    }
+    atp_arena_destroy(a);
+    return rc;
+}
+
+int pds_seq_set_status(pds_seq *q, const char *did, pds_status st, atp_err *err)
+{
+    change c;
+    change_init(&c, CH_STATUS, did);
+    c.st = st;
+    if (q && did && st == PDS_ST_ACTIVE && q->ctx->actors) {
+        atp_err e;
+        if (pds_actor_store_with(q->ctx->actors, atp_slice_str(did), false, sync_of_head, &c,
+                                 &e) < 0) {
+            atp_buf_reset(&c.sync); /* no repo (or unreadable): no #sync, as for a new DID */
+        }
+    }
+    return run_change(q, &c, err);
+}
+
+int64_t pds_seq_current(pds_seq *q)
+{
+    return q ? atomic_load(&q->current) : 0;
+}
+
+/* ---- subscribers (loop thread) ---- */
+
+static sub *sub_find(pds_seq *q, uint64_t id)
+{
+    for (sub *s = q->subs; s; s = s->next) {
+        if (s->id == id) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void sub_link(pds_seq *q, sub *s)
+{
+    pthread_mutex_lock(&q->mu);
+    s->id = ++q->next_sub;
+    s->next = q->subs;
+    if (q->subs) {
+        q->subs->prev = s;
+    }
+    q->subs = s;
+    pthread_mutex_unlock(&q->mu);
+    atomic_fetch_add(&q->subscribers, 1);
+}
+
+static void sub_unlink(pds_seq *q, sub *s)
+{
+    pthread_mutex_lock(&q->mu);
+    if (s->prev) {
+        s->prev->next = s->next;
+    } else {
+        q->subs = s->next;
+    }
+    if (s->next) {
+        s->next->prev = s->prev;
+    }
+    pthread_mutex_unlock(&q->mu);
+    atomic_fetch_sub(&q->subscribers, 1);
+}
+
+static void job_push(pds_seq *q, uint64_t id, int64_t after, bool wait)
+{
+    job *j = atp_xcalloc(1, sizeof *j), **tail;
+    j->sub_id = id;
+    j->after = after;
+    j->wait = wait;
+    pthread_mutex_lock(&q->mu);
+    for (tail = &q->jobs; *tail; tail = &(*tail)->next) {
+    }
+    *tail = j;
+    pthread_cond_broadcast(&q->jcv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Replay done: the live events held meanwhile (less those replayed), then live. */
+static void sub_go_live(sub *s)
+{
+    for (size_t i = 0; i < s->pending.n && !s->closing; i++) {
+        const seq_ev *e = &s->pending.v[i];
+        if (e->seq > s->last) {
+            s->last = e->seq;
+            if (atp_ws_conn_send(s->ws, 2, atp_slice_make(e->bytes, e->len)) < 0) {
+                s->closing = true;
+            }
+        }
+    }
+    ev_free(&s->pending);
+    s->live = true;
+}
+
+static void replay_cb(void *arg)
+{
+    replay_res *r = arg;
+    sub *s = sub_find(r->q, r->sub_id);
+    for (size_t i = 0; s && !s->closing && i < r->evs.n; i++) {
+        const seq_ev *e = &r->evs.v[i];
+        if (e->seq > s->last) {
+            s->last = e->seq;
+            if (atp_ws_conn_send(s->ws, 2, atp_slice_make(e->bytes, e->len)) < 0) {
+                s->closing = true;
+            }
+        }
+    }
+    if (s && !s->closing) {
+        if (r->more) {
+            job_push(r->q, s->id, s->last, atp_ws_conn_queued(s->ws) > REPLAY_HIGH_WATER);
+        } else {
+            sub_go_live(s);
+        }
+    }
+    ev_free(&r->evs);
+    free(r);
+}
+
+typedef struct close_req {
+    pds_seq *q;
+    uint64_t id;
+    char reason[32];
+} close_req;
+
+static void close_cb(void *arg)
+{
+    close_req *c = arg;
+    sub *s = sub_find(c->q, c->id);
+    if (s) {
+        atp_ws_conn_close(s->ws, 1008, c->reason);
+    }
+    free(c);
+}
+
+/* Cursor rules (spec sync-firehose §2): future = error, older than the window = #info, then
+ * replay strictly after the cursor. */
+static void sub_start(pds_seq *q, sub *s, int64_t cursor)
+{
+    if (cursor > atomic_load(&q->current)) {
+        close_req *c = atp_xcalloc(1, sizeof *c);
+        sub_send_error(s, "FutureCursor", "Cursor in the future.");
+        c->q = q;
+        c->id = s->id;
+        snprintf(c->reason, sizeof c->reason, "FutureCursor");
+        atp_server_call_on_loop(q->srv, close_cb, c); /* the socket is open once on_open returns */
+        return;
+    }
+    if (cursor > 0 && cursor < atomic_load(&q->pruned)) {
+        atp_buf b;
+        atp_buf_init(&b, 1024);
+        pds_seq_frame_info(&b, "OutdatedCursor",
+                           "Requested cursor exceeded limit. Possibly missing events");
+        if (atp_ws_conn_send(s->ws, 2, atp_buf_slice(&b)) < 0) {
+            s->closing = true;
+        }
+        atp_buf_release(&b);
+    }
+    job_push(q, s->id, cursor, false);
+}
+
+static int fh_open(atp_ws_conn *ws, atp_req *req, void *ud)
+{
+    pds_seq *q = ud;
+    atp_slice v;
+    int64_t cursor = -1;
+    atp_err err;
+    atp_err_clear(&err);
+    if (atp_req_query(req, "cursor", &v) && pds_seq_parse_cursor(v, &cursor, &err) < 0) {
+        atp_req_error(req, ATP_EINVAL, err.msg);
+        return ATP_EINVAL;
+    }
+    sub *s = atp_xcalloc(1, sizeof *s);
+    s->q = q;
+    s->ws = ws;
+    s->live = cursor < 0;
+    s->last = cursor < 0 ? 0 : cursor;
+    atp_ws_conn_set_data(ws, s);
+    sub_link(q, s);
+    if (cursor >= 0) {
+        sub_start(q, s, cursor);
+    }
+    return 0;
+}
+
+static void fh_message(atp_ws_conn *ws, int opcode, atp_slice data, void *ud)
+{
+    (void)ws, (void)opcode, (void)data, (void)ud; /* the stream is one-way: ignored */
+}
+
+static void fh_close(atp_ws_conn *ws, uint16_t code, void *ud)
+{
+    sub *s = atp_ws_conn_data(ws);
+    (void)code;
+    if (s) {
+        sub_unlink(ud, s);
+        ev_free(&s->pending);
+        free(s);
+    }
+}
+
+static void fh_slow(atp_ws_conn *ws, void *ud)
+{
+    sub *s = atp_ws_conn_data(ws);
+    pds_seq *q = ud;
+    if (s && !s->closing) {
+        atomic_fetch_add(&q->slow, 1);
+        sub_send_error(s, "ConsumerTooSlow", "Stream consumer too slow");
+    }
+}
+
+void pds_routes_firehose(atp_server *s, pds_ctx *ctx)
+{
+    static const atp_ws_handlers h = {fh_open, fh_message, fh_close, fh_slow};
+    if (ctx->seq) {
+        atp_server_ws_route(s, "/xrpc/com.atproto.sync.subscribeRepos", &h, ctx->seq);
+    }
+}
+
+/* ---- the replay thread ---- */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool sub_alive(pds_seq *q, uint64_t id)
+{
+    return sub_find(q, id) != NULL; /* under q->mu: the loop edits the list under it */
+}
+
+static replay_res *replay_run(pds_seq *q, const job *j)
+{
+    replay_res *r = atp_xcalloc(1, sizeof *r);
+    r->q = q;
+    r->sub_id = j->sub_id;
+    if (j->wait) {
+        sleep_ms(20); /* the subscriber's output is full: let it drain */
+        r->more = true;
+        return r;
+    }
+    range_read rr = {j->after, PDS_SEQ_MAX, &r->evs, REPLAY_ROWS, REPLAY_BYTES};
+    atp_err err;
+    if (pds_db_read(q->ctx->db, read_range, &rr, &err) < 0) {
+        atp_logf(ATP_LOG_WARN, "seq", "replay read: %s", err.msg);
+        ev_free(&r->evs);
+        sleep_ms(100);
+        r->more = true;
+        return r;
+    }
+    r->more = r->evs.n == REPLAY_ROWS || r->evs.bytes >= REPLAY_BYTES;
+    return r;
+}
+
+static void *replay_main(void *arg)
+{
+    pds_seq *q = arg;
+    pthread_mutex_lock(&q->mu);
+    while (!q->stop) {
+        job *j = q->jobs;
+        if (!j) {
+            pthread_cond_wait(&q->jcv, &q->mu);
+            continue;
+        }
+        q->jobs = j->next;
+        pthread_mutex_unlock(&q->mu);
+        replay_res *r = replay_run(q, j);
+        free(j);
+        pthread_mutex_lock(&q->mu);
+        if (q->srv && !q->stop && sub_alive(q, r->sub_id)) {
+            atp_server_call_on_loop(q->srv, replay_cb, r);
+        } else {
+            ev_free(&r->evs);
+            free(r);
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* ---- retention ---- */
+
+static void iso_from_ms(int64_t ms, char out[PDS_SEQ_TIME_MAX])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, PDS_SEQ_TIME_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, PDS_SEQ_TIME_MAX - n, ".%03dZ", (int)(ms % 1000));
+}
+
+typedef struct prune_ctx {
+    char cutoff[PDS_SEQ_TIME_MAX];
+    int64_t upto;
+} prune_ctx;
+
+static int prune_fn(void *ctx, sqlite3 *conn, atp_err *err)
+{
+    prune_ctx *p = ctx;
+    char v[24];
+    int rc = sql_int(conn,
+                     "SELECT max(seq) FROM (SELECT seq FROM repo_seq WHERE sequenced_at < ?1"
+                     " ORDER BY seq LIMIT 5000)",
+                     p->cutoff, &p->upto, err);
+    if (rc < 0 || p->upto == 0) {
+        return rc;
+    }
+    const void *a1[] = {&p->upto};
+    rc = sql_run(conn, "DELETE FROM repo_seq WHERE seq <= ?1", "i", a1, err);
+    snprintf(v, sizeof v, "%lld", (long long)p->upto);
+    const void *a2[] = {STATE_PRUNED, v};
+    return rc == 0 ? sql_run(conn, "INSERT OR REPLACE INTO seq_state(name, value) VALUES (?1, ?2)",
+                             "tt", a2, err)
+                   : rc;
+}
+
+/* Drops events older than the window, PRUNE_ROWS per transaction. */
+static void prune(pds_seq *q)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    for (int i = 0; i < 100; i++) {
+        prune_ctx p = {{0}, 0};
+        atp_err err;
+        iso_from_ms(now_ms - q->retention_ms, p.cutoff);
+        if (pds_db_txn(q->ctx->db, prune_fn, &p, &err) < 0) {
+            atp_logf(ATP_LOG_WARN, "seq", "pruning: %s", err.msg);
+            return;
+        }
+        if (p.upto == 0) {
+            return;
+        }
+        store_max(&q->pruned, p.upto);
+    }
+}
+
+static void *prune_main(void *arg)
+{
+    pds_seq *q = arg;
+    /* A quarter of the window, within [100 ms, 60 s]. */
+    int64_t every = q->retention_ms / 4 < 100 ? 100 : q->retention_ms / 4;
+    every = every > 60000 ? 60000 : every;
+    pthread_mutex_lock(&q->mu);
+    while (!q->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(every / 1000);
+        until.tv_nsec += (long)(every % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&q->pcv, &q->mu, &until) == ETIMEDOUT && !q->stop) {
+            pthread_mutex_unlock(&q->mu);
+            prune(q);
+            pthread_mutex_lock(&q->mu);
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* ---- open, recovery, close ---- */
+
+typedef struct open_ctx {
+    int64_t last, pruned, clean;
+} open_ctx;
+
+static int open_fn(void *ctx, sqlite3 *conn, atp_err *err)
+{
+    open_ctx *o = ctx;
+    const void *args[] = {STATE_CLEAN};
+    int rc = last_seq(conn, &o->last, err);
+    if (rc == 0) {
+        rc = sql_int(conn, "SELECT count(*) FROM seq_state WHERE name = ?1", STATE_CLEAN,
+                     &o->clean, err);
+    }
+    if (rc == 0) {
+        rc = sql_int(conn, "SELECT CAST(value AS INTEGER) FROM seq_state WHERE name = ?1",
+                     STATE_PRUNED, &o->pruned, err);
+    }
+    /* Cleared now: a crash from here on leaves no mark, so the next start recovers. */
+    return rc == 0 ? sql_run(conn, "DELETE FROM seq_state WHERE name = ?1", "t", args, err) : rc;
+}
+
+typedef struct scan {
+    pds_seq *q;
+    char *dids[64];
+    size_t n, total;
+    int rc;
+    atp_err *err;
+} scan;
+
+static void scan_flush(scan *sc)
+{
+    if (sc->n > 0 && sc->rc == 0) {
+        sc->rc = drain(sc->q, (const char *const *)sc->dids, sc->n, sc->err);
+    }
+    for (size_t i = 0; i < sc->n; i++) {
+        free(sc->dids[i]);
+    }
+    sc->n = 0;
+}
+
+static void scan_shard(scan *sc, const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && sc->rc == 0 && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "did:", 4) != 0) {
+            continue;
+        }
+        sc->dids[sc->n++] = atp_xstrndup(e->d_name, strlen(e->d_name));
+        if (++sc->total % 1000 == 0) {
+            atp_logf(ATP_LOG_INFO, "seq", "recovery: %zu accounts scanned", sc->total);
+        }
+        if (sc->n == 64) {
+            scan_flush(sc);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+}
+
+/* After an unclean stop: sequence whatever any account's outbox still holds. */
+static int recover(pds_seq *q, atp_err *err)
+{
+    char dir[1200], shard[1300];
+    scan sc = {q, {0}, 0, 0, 0, err};
+    snprintf(dir, sizeof dir, "%s/actors", q->ctx->cfg ? q->ctx->cfg->data_dir : ".");
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    atp_logf(ATP_LOG_INFO, "seq", "unclean stop: recovering outboxes under %s", dir);
+    pthread_mutex_lock(&q->seq_mu);
+    while (d && sc.rc == 0 && (e = readdir(d)) != NULL) {
+        if (strlen(e->d_name) == 2 && e->d_name[0] != '.') { /* shard folders: 2 hex */
+            snprintf(shard, sizeof shard, "%s/%.2s", dir, e->d_name);
+            scan_shard(&sc, shard);
+        }
+    }
+    scan_flush(&sc);
+    pthread_mutex_unlock(&q->seq_mu);
+    if (d) {
+        closedir(d);
+    }
+    atp_logf(ATP_LOG_INFO, "seq", "recovery: %zu accounts, seq now %lld", sc.total,
+             (long long)atomic_load(&q->current));
+    return sc.rc;
+}
+
+static pds_seq *seq_alloc(pds_ctx *ctx)
+{
+    pds_seq *q = atp_xcalloc(1, sizeof *q);
+    q->ctx = ctx;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_mutex_init(&q->seq_mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    pthread_cond_init(&q->jcv, NULL);
+    pthread_cond_init(&q->pcv, NULL);
+    q->retention_ms = ctx->cfg && ctx->cfg->repo_backfill_limit_ms > 0
+                          ? ctx->cfg->repo_backfill_limit_ms
+                          : 72LL * 3600 * 1000;
+    return q;
+}
+
+static void seq_free(pds_seq *q)
+{
+    while (q->jobs) {
+        job *j = q->jobs;
+        q->jobs = j->next;
+        free(j);
+    }
+    pthread_mutex_destroy(&q->mu);
+    pthread_mutex_destroy(&q->seq_mu);
+    pthread_cond_destroy(&q->cv);
+    pthread_cond_destroy(&q->jcv);
+    pthread_cond_destroy(&q->pcv);
+    free(q);
+}
 
 int pds_seq_open(pds_ctx *ctx, pds_seq **out, atp_err *err)
 {
-    (void)ctx, (void)err;
-    *out = calloc(1, sizeof **out);
+    open_ctx o = {0, 0, 0};
+    pds_seq *q = seq_alloc(ctx);
+    int rc = pds_db_txn(ctx->db, open_fn, &o, err);
+    if (rc == 0) {
+        atomic_store(&q->current, o.last);
+        atomic_store(&q->pruned, o.pruned);
+        q->posted = o.last;
+        if (!o.clean && ctx->actors) {
+            rc = recover(q, err);
+        }
+    }
+    if (rc == 0) {
+        prune(q);
+        rc = pthread_create(&q->replay_thr, NULL, replay_main, q) == 0 &&
+                     pthread_create(&q->prune_thr, NULL, prune_main, q) == 0
+                 ? 0
+                 : atp_err_set(err, ATP_EIO, 0, "sequencer threads");
+        q->threads = rc == 0; /* (a failed second create is not undone: start-up aborts) */
+    }
+    if (rc < 0) {
+        seq_free(q);
+        return rc;
+    }
+    *out = q;
     return 0;
 }
+
 void pds_seq_attach(pds_seq *q, atp_server *srv)
 {
-    (void)q, (void)srv;
+    if (q) {
+        pthread_mutex_lock(&q->mu);
+        q->srv = srv;
+        pthread_mutex_unlock(&q->mu);
+    }
 }
+
+static int mark_clean(void *ctx, sqlite3 *conn, atp_err *err)
+{
+    const void *args[] = {STATE_CLEAN, "1"};
+    (void)ctx;
+    return sql_run(conn, "INSERT OR REPLACE INTO seq_state(name, value) VALUES (?1, ?2)", "tt",
+                   args, err);
+}
+
 void pds_seq_close(pds_seq *q)
 {
-    free(q);
+    atp_err err;
+    if (!q) {
+        return;
+    }
+    pthread_mutex_lock(&q->mu);
+    q->stop = true;
+    q->srv = NULL; /* the server is gone or going: no more hand-offs to its loop */
+    pthread_cond_broadcast(&q->jcv);
+    pthread_cond_broadcast(&q->pcv);
+    pthread_mutex_unlock(&q->mu);
+    if (q->threads) {
+        pthread_join(q->replay_thr, NULL);
+        pthread_join(q->prune_thr, NULL);
+    }
+    /* A failed move may have left events in an outbox: then the next start must scan. */
+    if (!q->dirty && pds_db_txn(q->ctx->db, mark_clean, NULL, &err) < 0) {
+        atp_logf(ATP_LOG_WARN, "seq", "clean-stop mark: %s", err.msg);
+    }
+    seq_free(q);
 }
-int pds_seq_commit_hook(void *pctx, sqlite3 *db, atp_slice did, const atp_repo_commit *c, atp_err *err)
+
+void pds_seq_metrics(pds_seq *q, atp_buf *out)
 {
-    (void)pctx, (void)db, (void)did, (void)c, (void)err;
-    return 0;
-}
-void pds_seq_after_write(pds_seq *q, const char *did)
-{
-    (void)q, (void)did;
-}
-void pds_routes_firehose(atp_server *s, pds_ctx *ctx)
-{
-    (void)s, (void)ctx;
-}
-int pds_seq_identity(pds_seq *q, const char *did, const char *handle, atp_err *err)
-{
-    (void)q, (void)did, (void)handle, (void)err;
-    return 0;
-}
-int pds_seq_account(pds_seq *q, const char *did, pds_status st, atp_err *err)
-{
-    (void)q, (void)did, (void)st, (void)err;
-    return 0;
-}
-int pds_seq_set_status(pds_seq *q, const char *did, pds_status st, atp_err *err)
-{
-    (void)q, (void)did, (void)st, (void)err;
-    return 0;
+    if (!q) {
+        return;
+    }
+    atp_buf_printf(out, "atp_pds_seq_current %lld\n", (long long)atomic_load(&q->current));
+    atp_buf_printf(out, "atp_pds_seq_events_total %llu\n",
+                   (unsigned long long)atomic_load(&q->events));
+    atp_buf_printf(out, "atp_pds_seq_transactions_total %llu\n",
+                   (unsigned long long)atomic_load(&q->txns));
+    atp_buf_printf(out, "atp_pds_firehose_subscribers %llu\n",
+                   (unsigned long long)atomic_load(&q->subscribers));
+    atp_buf_printf(out, "atp_pds_firehose_slow_consumers_total %llu\n",
+                   (unsigned long long)atomic_load(&q->slow));
 }

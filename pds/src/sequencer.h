@@ -59,8 +59,10 @@ ATP_NODISCARD int pds_seq_outbox_sync(sqlite3 *db, atp_slice did, const atp_cid 
 void pds_seq_after_write(pds_seq *q, const char *did);
 
 /* Account status change + #account event (active, status) in one transaction. ATP_ENOTFOUND
- * if no such account. Status "deleted" also drops the account's repo_seq history as the
- * reference does (its events are invalidated). */
+ * if no such account. Status "active" (reactivation) also emits #identity (with the stored
+ * handle) and, when the account has a repo, #sync of its current commit (reference order).
+ * Status "deleted" also drops the account's repo_seq history as the reference does (its
+ * events are invalidated). */
 ATP_NODISCARD int pds_seq_set_status(pds_seq *q, const char *did, pds_status st, atp_err *err);
 
 /* Handle change + #identity event (did, handle) in one transaction. ATP_ECONFLICT if the
@@ -88,6 +90,10 @@ void pds_seq_after_commit(pds_seq *q);
 
 /* Highest seq given so far (0 if none). */
 int64_t pds_seq_current(pds_seq *q);
+
+/* Appends the sequencer's Prometheus lines (current seq, events and transactions, subscribers,
+ * slow consumers) to `out`; for the daemon's metrics hook. NULL q is a no-op. */
+void pds_seq_metrics(pds_seq *q, atp_buf *out);
 
 /* WebSocket route GET /xrpc/com.atproto.sync.subscribeRepos (cursor semantics of the spec). */
 void pds_routes_firehose(atp_server *s, pds_ctx *ctx);

@@ -6,9 +6,15 @@
 #include <string.h>
 
 #include "account.h"
+#include "actor_store_import.h"
+#include "atp/didoc.h"
+#include "atp/log.h"
+#include "atp/syntax.h"
 #include "db.h"
+#include "lifecycle.h"
 #include "password.h"
 #include "pds.h"
+#include "plc_ops.h"
 #include "ratelimit.h"
 #include "sequencer.h"
 
@@ -98,6 +104,7 @@ typedef struct new_account {
     char email[PDS_EMAIL_MAX + 1];
     char password[PDS_PASSWORD_MAX + 1];
     char invite[128];
+    char did[PDS_DID_MAX + 1]; /* migration: the account's existing DID, else "" */
 } new_account;
 
 /* Reads and checks the createAccount input; on failure the error is sent. */
@@ -109,8 +116,11 @@ static int read_new_account(pds_ctx *ctx, atp_req *r, const cJSON *b, new_accoun
         atp_req_error_status(r, 400, "InvalidHandle", "Handle is required");
         return ATP_EINVAL;
     }
-    if (pds_json_str(b, "did")) {
-        atp_req_error_status(r, 400, "InvalidRequest", "Account migration is not supported yet");
+    na->did[0] = '\0';
+    if (pds_json_str(b, "did") &&
+        (!get_str(b, "did", na->did, sizeof na->did, false) ||
+         atp_syntax_check_did(atp_slice_str(na->did), NULL) < 0)) {
+        atp_req_error_status(r, 400, "InvalidRequest", "Invalid DID");
         return ATP_EINVAL;
     }
     if (!get_str(b, "email", na->email, sizeof na->email, true) || !strchr(na->email, '@') ||
@@ -156,6 +166,8 @@ static void insert_failed(atp_req *r, int rc, const atp_err *err)
 {
     if (rc == ATP_EFORBIDDEN) {
         atp_req_error_status(r, 400, "InvalidInviteCode", "Provided invite code not available");
+    } else if (rc == ATP_ECONFLICT && strcmp(err->msg, "did") == 0) {
+        atp_req_error_status(r, 400, "InvalidRequest", "Account already exists");
     } else if (rc == ATP_ECONFLICT && strcmp(err->msg, "handle") == 0) {
         atp_req_error_status(r, 400, "HandleNotAvailable", "Handle already taken");
     } else if (rc == ATP_ECONFLICT) {
@@ -227,6 +239,52 @@ static int create_repo(pds_ctx *ctx, atp_req *r, const char *did, const atp_key 
     return 0;
 }
 
+/* The key is the account's now: its reservation (if any) is dropped. */
+static void unreserve(pds_ctx *ctx, const atp_key *key, const char *did)
+{
+    atp_buf b;
+    atp_buf_init(&b, ATP_DIDKEY_MAX_LEN + 1);
+    atp_didkey_encode(&b, key);
+    atp_buf_append_byte(&b, 0);
+    if (!b.err && pds_signing_key_unreserve(ctx, (const char *)b.ptr, did) < 0) {
+        atp_logf(ATP_LOG_WARN, "account", "could not drop the key reservation of %s", did);
+    }
+    atp_buf_release(&b);
+}
+
+/* Migration (createAccount with `did`): the caller proves control of the DID with a service
+ * JWT from it (lxm createAccount, aud us); the account is made deactivated with no PLC operation
+ * and no repo (importRepo brings it, activateAccount finishes). The repo key is the one
+ * reserveSigningKey set aside for the DID, else a new one. */
+static void create_migrated(pds_ctx *ctx, atp_req *r, const new_account *na)
+{
+    char iss[PDS_DID_MAX + 1];
+    atp_key *key = NULL;
+    pds_account a;
+    if (pds_service_auth_check(ctx, r, "com.atproto.server.createAccount", iss) < 0) {
+        return;
+    }
+    if (strcmp(iss, na->did) != 0) {
+        atp_req_error_status(r, 401, "AuthenticationRequired",
+                             "Missing auth to create account with did");
+        return;
+    }
+    if (pds_signing_key_reserved(ctx, na->did, &key) < 0 &&
+        atp_key_generate(ATP_CURVE_K256, &key, NULL) < 0) {
+        atp_req_error(r, ATP_EINTERNAL, "key generation failed");
+    } else if (store_account(ctx, r, na, na->did, key) == 0) {
+        unreserve(ctx, key, na->did);
+        if (pds_db_account_set_status(ctx->db, na->did, PDS_ST_DEACTIVATED) < 0 ||
+            pds_db_account_get(ctx->db, na->did, &a) < 0) {
+            atp_req_error(r, ATP_EINTERNAL, NULL);
+        } else {
+            atomic_fetch_add(&ctx->metrics.accounts_created, 1);
+            send_session(ctx, r, &a, PDS_SCOPE_ACCESS, NULL);
+        }
+    }
+    atp_key_destroy(key);
+}
+
 static void create_account_body(pds_ctx *ctx, atp_req *r, const cJSON *b)
 {
     new_account na;
@@ -236,6 +294,10 @@ static void create_account_body(pds_ctx *ctx, atp_req *r, const cJSON *b)
     atp_err err;
     atp_err_clear(&err);
     if (read_new_account(ctx, r, b, &na) < 0 || check_available(ctx, r, &na) < 0) {
+        return;
+    }
+    if (na.did[0]) {
+        create_migrated(ctx, r, &na);
         return;
     }
     if (atp_key_generate(ATP_CURVE_K256, &key, &err) < 0) {
@@ -737,6 +799,63 @@ static void add_repo_state(pds_ctx *ctx, const char *did, cJSON *o)
 #endif
 }
 
+/* validDid: the DID document names this PDS as its #atproto_pds (what a migration must reach
+ * before activation). */
+static bool did_points_here(pds_ctx *ctx, const char *did)
+{
+    atp_arena *a = atp_arena_create(0);
+    atp_didoc doc;
+    bool ok = false;
+    if (atp_resolve_did(ctx->resolver, atp_slice_str(did), a, &doc, NULL) == 0) {
+        size_t n = strlen(ctx->public_url);
+        atp_slice p = doc.pds;
+        if (p.len && p.ptr[p.len - 1] == '/') {
+            p.len--;
+        }
+        ok = p.len == n && memcmp(p.ptr, ctx->public_url, n) == 0;
+    }
+    atp_arena_destroy(a);
+    return ok;
+}
+
+typedef struct pref_count {
+    const char *did;
+    int64_t n;
+} pref_count;
+
+static int count_prefs_fn(void *ctx, sqlite3 *c, atp_err *err)
+{
+    sqlite3_stmt *st;
+    pref_count *pc = ctx;
+    if (sqlite3_prepare_v2(c, "SELECT count(*) FROM account_pref WHERE did = ?1", -1, &st, NULL)
+        != SQLITE_OK) {
+        return atp_err_set(err, ATP_EIO, 0, "sqlite prepare");
+    }
+    sqlite3_bind_text(st, 1, pc->did, -1, SQLITE_STATIC);
+    pc->n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* Repo blocks, indexed records, blob counts (actor store) and stored preferences. */
+static void add_counts(pds_ctx *ctx, const char *did, cJSON *o)
+{
+    pds_repo_counts c;
+    pref_count prefs = {did, 0};
+    memset(&c, 0, sizeof c);
+    if (ctx->actors && pds_actor_store_counts(ctx->actors, atp_slice_str(did), &c, NULL) < 0) {
+        memset(&c, 0, sizeof c);
+    }
+    if (pds_db_read(ctx->db, count_prefs_fn, &prefs, NULL) < 0) {
+        prefs.n = 0;
+    }
+    cJSON_AddNumberToObject(o, "repoBlocks", (double)c.blocks);
+    cJSON_AddNumberToObject(o, "indexedRecords", (double)c.records);
+    cJSON_AddNumberToObject(o, "privateStateValues", (double)prefs.n);
+    cJSON_AddNumberToObject(o, "expectedBlobs", (double)c.expected_blobs);
+    cJSON_AddNumberToObject(o, "importedBlobs", (double)c.imported_blobs);
+}
+
 static void check_account_status(atp_req *r, void *ud)
 {
     pds_ctx *ctx = ud;
@@ -752,39 +871,62 @@ static void check_account_status(atp_req *r, void *ud)
     }
     o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "activated", a.status == PDS_ST_ACTIVE);
-    cJSON_AddBoolToObject(o, "validDid", true);
+    cJSON_AddBoolToObject(o, "validDid", did_points_here(ctx, a.did));
     add_repo_state(ctx, a.did, o);
-    /* Block and record counts come with the actor store's statistics (next slice). */
-    cJSON_AddNumberToObject(o, "repoBlocks", 0);
-    cJSON_AddNumberToObject(o, "indexedRecords", 0);
-    cJSON_AddNumberToObject(o, "privateStateValues", 0);
-    cJSON_AddNumberToObject(o, "expectedBlobs", 0);
-    cJSON_AddNumberToObject(o, "importedBlobs", 0);
+    add_counts(ctx, a.did, o);
     pds_respond_json(r, o);
     cJSON_Delete(o);
 }
 
-static void set_status(atp_req *r, pds_ctx *ctx, pds_status st)
+/* Status changes go through lifecycle.c: the change and its #account event in one
+ * transaction (activation adds #identity and #sync as the reference does). */
+static void status_done(atp_req *r, int rc, const atp_err *err)
 {
-    pds_auth au;
-    if (pds_auth_access_full(ctx, r, &au) < 0) {
-        return;
-    }
-    if (pds_db_account_set_status(ctx->db, au.did, st) < 0) {
+    if (rc == ATP_ENOTFOUND) {
+        atp_req_error_status(r, 400, "AccountNotFound", "user not found");
+    } else if (rc < 0) {
+        atp_logf(ATP_LOG_ERROR, "account", "status change: %s", err->msg);
         atp_req_error(r, ATP_EINTERNAL, NULL);
-        return;
+    } else {
+        atp_req_respond(r, 200, NULL, atp_slice_make(NULL, 0));
     }
-    atp_req_respond(r, 200, NULL, atp_slice_make(NULL, 0));
 }
 
 static void activate_account(atp_req *r, void *ud)
 {
-    set_status(r, ud, PDS_ST_ACTIVE);
+    pds_ctx *ctx = ud;
+    pds_auth au;
+    atp_err err;
+    atp_err_clear(&err);
+    if (pds_auth_access_full(ctx, r, &au) < 0) {
+        return;
+    }
+    status_done(r, pds_account_activate(ctx, au.did, &err), &err);
 }
 
+/* deleteAfter (optional): a datetime, kept with the deactivation as the reference does. */
 static void deactivate_account(atp_req *r, void *ud)
 {
-    set_status(r, ud, PDS_ST_DEACTIVATED);
+    pds_ctx *ctx = ud;
+    pds_auth au;
+    cJSON *b = NULL;
+    const char *after = NULL;
+    atp_err err;
+    atp_err_clear(&err);
+    if (pds_auth_access_full(ctx, r, &au) < 0) {
+        return;
+    }
+    if (atp_req_body(r).len > 0 && pds_body_json(r, &b) < 0) {
+        return;
+    }
+    after = pds_json_str(b, "deleteAfter");
+    if ((after || cJSON_GetObjectItem(b, "deleteAfter")) &&
+        (!after || atp_syntax_check_datetime(atp_slice_str(after), NULL) < 0)) {
+        atp_req_error_status(r, 400, "InvalidRequest", "deleteAfter must be a datetime");
+    } else {
+        status_done(r, pds_account_set_status(ctx, au.did, PDS_ST_DEACTIVATED, after, &err), &err);
+    }
+    cJSON_Delete(b);
 }
 
 void pds_routes_server(atp_server *s, pds_ctx *ctx)

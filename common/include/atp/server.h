@@ -100,6 +100,10 @@ void atp_server_route(atp_server *s, const char *method, const char *path, atp_h
  * "Incorrect HTTP method" on /xrpc/ and 405 elsewhere). */
 void atp_server_fallback(atp_server *s, atp_handler_fn fn, void *ud, unsigned flags);
 
+/* Whether any HTTP route (of any method) has exactly this path: lets a fallback handler tell
+ * a wrong method on a known path from an unknown path. */
+bool atp_server_has_path(const atp_server *s, atp_slice path);
+
 /* WebSocket route: GET `path` with an upgrade. A plain GET there (no upgrade) gets 426. */
 void atp_server_ws_route(atp_server *s, const char *path, const atp_ws_handlers *h, void *ud);
 
@@ -200,6 +204,9 @@ void atp_req_stream_start(atp_req *r, int status, const char *content_type,
 ATP_NODISCARD int atp_req_stream_write(atp_req *r, atp_slice data);
 /* Ends the stream (the last chunk); the request is complete after this. Loop thread. */
 void atp_req_stream_end(atp_req *r);
+/* Ends the stream as failed (loop thread): no final chunk, the connection closes after what
+ * is queued, so the client sees a truncated body. The request is complete after this. */
+void atp_req_stream_abort(atp_req *r);
 /* Output bytes queued for the client right now (loop thread). */
 size_t atp_req_stream_queued(const atp_req *r);
 

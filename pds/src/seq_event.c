@@ -1,0 +1,351 @@
+/* pds/src/seq_event.c: firehose frames and event bodies (seq_event.h). Bodies are written with
+ * the low-level CBOR writers, keys already in canonical order (length first, then bytewise),
+ * because the #commit body is built on every write and a tree would only copy the blocks. */
+#include "seq_event.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "atp/car.h"
+
+/* ---- bodies ---- */
+
+static void put_key(atp_buf *b, const char *k)
+{
+    atp_cbor_put_cstr(b, k);
+}
+
+/* The CAR of a commit's blocks: root = the commit; new blocks then inversion proof nodes. */
+static int commit_car(atp_buf *car, const atp_repo_commit *c, atp_err *err)
+{
+    atp_car_writer w;
+    atp_car_writer_init_buf(&w, car);
+    int rc = atp_car_write_header(&w, &c->cid, 1);
+    for (size_t i = 0; rc == 0 && i < c->n_blocks; i++) {
+        rc = atp_car_write_block(&w, &c->blocks[i].cid, c->blocks[i].data);
+    }
+    for (size_t i = 0; rc == 0 && i < c->n_proof; i++) {
+        rc = atp_car_write_block(&w, &c->proof[i].cid, c->proof[i].data);
+    }
+    if (rc < 0) {
+        return atp_err_set(err, rc, 0, "commit blocks do not fit a frame");
+    }
+    return 0;
+}
+
+/* repoOp keys in canonical order: cid, path, prev, action. */
+static void put_op(atp_buf *b, const atp_repo_op *op)
+{
+    atp_cbor_put_map(b, op->has_prev ? 4 : 3);
+    put_key(b, "cid");
+    if (op->has_cid) {
+        atp_cbor_put_link(b, &op->cid);
+    } else {
+        atp_cbor_put_null(b);
+    }
+    put_key(b, "path");
+    atp_cbor_put_text(b, op->path);
+    if (op->has_prev) {
+        put_key(b, "prev");
+        atp_cbor_put_link(b, &op->prev);
+    }
+    put_key(b, "action");
+    atp_cbor_put_cstr(b, atp_repo_action_name(op->action));
+}
+
+/* Keys after `blocks`, in canonical order: commit, rebase, tooBig, prevData. */
+static void put_commit_tail(atp_buf *b, const atp_repo_commit *c)
+{
+    put_key(b, "commit");
+    atp_cbor_put_link(b, &c->cid);
+    put_key(b, "rebase");
+    atp_cbor_put_bool(b, false);
+    put_key(b, "tooBig");
+    atp_cbor_put_bool(b, false);
+    if (c->has_prev_data) {
+        put_key(b, "prevData");
+        atp_cbor_put_link(b, &c->prev_data);
+    }
+}
+
+int pds_seq_body_commit(atp_buf *out, atp_slice did, const atp_repo_commit *c, const char *time,
+                        atp_err *err)
+{
+    atp_buf car;
+    atp_buf_init(&car, PDS_SEQ_FRAME_MAX);
+    int rc = commit_car(&car, c, err);
+    if (rc == 0) {
+        atp_cbor_put_map(out, c->has_prev_data ? 11 : 10);
+        put_key(out, "ops");
+        atp_cbor_put_array(out, c->n_ops);
+        for (size_t i = 0; i < c->n_ops; i++) {
+            put_op(out, &c->ops[i]);
+        }
+        put_key(out, "rev");
+        atp_cbor_put_cstr(out, c->rev);
+        put_key(out, "repo");
+        atp_cbor_put_text(out, did);
+        put_key(out, "time");
+        atp_cbor_put_cstr(out, time);
+        put_key(out, "blobs");
+        atp_cbor_put_array(out, 0);
+        put_key(out, "since");
+        if (c->since[0]) {
+            atp_cbor_put_cstr(out, c->since);
+        } else {
+            atp_cbor_put_null(out);
+        }
+        put_key(out, "blocks");
+        atp_cbor_put_bytes(out, atp_buf_slice(&car));
+        put_commit_tail(out, c);
+        if (out->err || out->len > PDS_SEQ_FRAME_MAX) {
+            rc = atp_err_set(err, ATP_ELIMIT, 0, "#commit event too large");
+        }
+    }
+    atp_buf_release(&car);
+    return rc;
+}
+
+int pds_seq_body_sync(atp_buf *out, atp_slice did, const atp_cid *commit, atp_slice commit_block,
+                      const char *rev, const char *time, atp_err *err)
+{
+    atp_buf car;
+    atp_car_writer w;
+    atp_buf_init(&car, PDS_SEQ_SYNC_MAX);
+    atp_car_writer_init_buf(&w, &car);
+    int rc = atp_car_write_header(&w, commit, 1);
+    if (rc == 0) {
+        rc = atp_car_write_block(&w, commit, commit_block);
+    }
+    if (rc < 0) {
+        atp_buf_release(&car);
+        return atp_err_set(err, rc == ATP_ELIMIT ? ATP_ELIMIT : ATP_EINVAL, 0,
+                           "#sync blocks over %d bytes or bad commit", PDS_SEQ_SYNC_MAX);
+    }
+    atp_cbor_put_map(out, 4);
+    put_key(out, "did");
+    atp_cbor_put_text(out, did);
+    put_key(out, "rev");
+    atp_cbor_put_cstr(out, rev);
+    put_key(out, "time");
+    atp_cbor_put_cstr(out, time);
+    put_key(out, "blocks");
+    atp_cbor_put_bytes(out, atp_buf_slice(&car));
+    atp_buf_release(&car);
+    return out->err ? atp_err_set(err, ATP_ELIMIT, 0, "#sync event too large") : 0;
+}
+
+void pds_seq_body_identity(atp_buf *out, atp_slice did, const char *handle, const char *time)
+{
+    atp_cbor_put_map(out, handle ? 3 : 2);
+    put_key(out, "did");
+    atp_cbor_put_text(out, did);
+    put_key(out, "time");
+    atp_cbor_put_cstr(out, time);
+    if (handle) {
+        put_key(out, "handle");
+        atp_cbor_put_cstr(out, handle);
+    }
+}
+
+void pds_seq_body_account(atp_buf *out, atp_slice did, bool active, const char *status,
+                          const char *time)
+{
+    atp_cbor_put_map(out, status ? 4 : 3);
+    put_key(out, "did");
+    atp_cbor_put_text(out, did);
+    put_key(out, "time");
+    atp_cbor_put_cstr(out, time);
+    put_key(out, "active");
+    atp_cbor_put_bool(out, active);
+    if (status) {
+        put_key(out, "status");
+        atp_cbor_put_cstr(out, status);
+    }
+}
+
+/* ---- frames ---- */
+
+/* {t: type, op: 1}: "t" sorts before "op" (shorter key first). */
+static void put_header(atp_buf *out, const char *type)
+{
+    atp_cbor_put_map(out, 2);
+    put_key(out, "t");
+    atp_cbor_put_cstr(out, type);
+    put_key(out, "op");
+    atp_cbor_put_int(out, 1);
+}
+
+void pds_seq_frame_info(atp_buf *out, const char *name, const char *message)
+{
+    put_header(out, "#info");
+    atp_cbor_put_map(out, message ? 2 : 1);
+    put_key(out, "name");
+    atp_cbor_put_cstr(out, name);
+    if (message) {
+        put_key(out, "message");
+        atp_cbor_put_cstr(out, message);
+    }
+}
+
+void pds_seq_frame_error(atp_buf *out, const char *error, const char *message)
+{
+    atp_cbor_put_map(out, 1);
+    put_key(out, "op");
+    atp_cbor_put_int(out, -1);
+    atp_cbor_put_map(out, message ? 2 : 1);
+    put_key(out, "error");
+    atp_cbor_put_cstr(out, error);
+    if (message) {
+        put_key(out, "message");
+        atp_cbor_put_cstr(out, message);
+    }
+}
+
+/* Limits of a stored body or a frame's items: the frame bound, the data model's depth. */
+static const atp_cbor_limits frame_limits = {
+    PDS_SEQ_FRAME_MAX, 32, 131072, 8192, 1000000,
+};
+
+int pds_seq_frame_build(atp_buf *out, atp_arena *a, const char *type, atp_slice body,
+                        int64_t seq, atp_err *err)
+{
+    atp_cbor *m = NULL, *nm;
+    if (seq < 1 || seq >= PDS_SEQ_MAX) {
+        return atp_err_set(err, ATP_EINVAL, 0, "seq out of range");
+    }
+    int rc = atp_cbor_decode(a, body, &frame_limits, &m, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (m->type != ATP_CBOR_MAP || atp_cbor_map_get_str(m, "seq")) {
+        return atp_err_set(err, ATP_EINVAL, 0, "event body is not a map without seq");
+    }
+    /* One more pair, then the canonical sort places seq among the 3-byte keys. */
+    nm = atp_cbor_new_map(a, m->u.map.n + 1);
+    if (m->u.map.n > 0) {
+        memcpy(nm->u.map.pairs, m->u.map.pairs, m->u.map.n * sizeof *m->u.map.pairs);
+    }
+    nm->u.map.pairs[m->u.map.n].key = ATP_SLICE_LIT("seq");
+    nm->u.map.pairs[m->u.map.n].val = *atp_cbor_new_int(a, seq);
+    rc = atp_cbor_map_finish(nm, err);
+    if (rc < 0) {
+        return rc;
+    }
+    size_t start = out->len;
+    put_header(out, type);
+    atp_cbor_encode(out, nm);
+    if (out->err || out->len - start > PDS_SEQ_FRAME_MAX) {
+        return atp_err_set(err, out->err ? out->err : ATP_ELIMIT, 0, "frame too large");
+    }
+    return 0;
+}
+
+/* Header rules: op 1 with a text t, or op -1 without t. */
+static int check_header(const atp_cbor *h, pds_seq_frame *f, atp_err *err)
+{
+    const atp_cbor *op = atp_cbor_map_get_str(h, "op");
+    const atp_cbor *t = atp_cbor_map_get_str(h, "t");
+    if (h->type != ATP_CBOR_MAP || !op || op->type != ATP_CBOR_INT) {
+        return atp_err_set(err, ATP_EINVAL, 0, "frame header: op missing");
+    }
+    f->op = op->u.i;
+    f->type = (atp_slice){NULL, 0};
+    if (f->op == 1 && t && t->type == ATP_CBOR_STRING && t->u.str.len > 0) {
+        f->type = t->u.str;
+        return 0;
+    }
+    if (f->op == -1 && !t) {
+        return 0;
+    }
+    return atp_err_set(err, ATP_EINVAL, 0, "frame header: bad op or t");
+}
+
+/* Body rules: a map; an error body has a text `error`; seq, if any, in [1, 2^53). */
+static int check_body(const atp_cbor *b, pds_seq_frame *f, size_t off, atp_err *err)
+{
+    const atp_cbor *seq = atp_cbor_map_get_str(b, "seq");
+    const atp_cbor *e = atp_cbor_map_get_str(b, "error");
+    if (b->type != ATP_CBOR_MAP) {
+        return atp_err_set(err, ATP_EINVAL, off, "frame body is not a map");
+    }
+    if (f->op == -1 && (!e || e->type != ATP_CBOR_STRING)) {
+        return atp_err_set(err, ATP_EINVAL, off, "error frame without error");
+    }
+    f->has_seq = seq != NULL;
+    f->seq = 0;
+    if (seq) {
+        if (seq->type != ATP_CBOR_INT || seq->u.i < 1 || seq->u.i >= PDS_SEQ_MAX) {
+            return atp_err_set(err, ATP_EINVAL, off, "frame body: bad seq");
+        }
+        f->seq = seq->u.i;
+    }
+    return 0;
+}
+
+int pds_seq_frame_decode(atp_arena *a, atp_slice in, pds_seq_frame *out, atp_err *err)
+{
+    pds_seq_frame f;
+    size_t used = 0;
+    if (in.len > PDS_SEQ_FRAME_MAX) {
+        return atp_err_set(err, ATP_ELIMIT, PDS_SEQ_FRAME_MAX, "frame over 5 MB");
+    }
+    memset(&f, 0, sizeof f);
+    int rc = atp_cbor_decode_prefix(a, in, &frame_limits, &f.header, &used, err);
+    if (rc == 0) {
+        rc = check_header(f.header, &f, err);
+    }
+    if (rc == 0 && used == in.len) {
+        rc = atp_err_set(err, ATP_EINVAL, used, "frame without a body");
+    }
+    if (rc == 0) {
+        rc = atp_cbor_decode(a, atp_slice_sub(in, used, in.len - used), &frame_limits, &f.body,
+                             err);
+        if (rc < 0 && err) {
+            err->off += used;
+        }
+    }
+    if (rc == 0) {
+        rc = check_body(f.body, &f, used, err);
+    }
+    if (rc == 0) {
+        *out = f;
+    }
+    return rc;
+}
+
+void pds_seq_frame_encode(atp_buf *out, const pds_seq_frame *f)
+{
+    atp_cbor_encode(out, f->header);
+    atp_cbor_encode(out, f->body);
+}
+
+int pds_seq_parse_cursor(atp_slice s, int64_t *out, atp_err *err)
+{
+    int64_t v = 0;
+    if (s.len == 0) {
+        return atp_err_set(err, ATP_EINVAL, 0, "cursor: empty");
+    }
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] < '0' || s.ptr[i] > '9') {
+            return atp_err_set(err, ATP_EINVAL, i, "cursor: not an integer");
+        }
+        v = v * 10 + (s.ptr[i] - '0');
+        if (v >= PDS_SEQ_MAX) {
+            return atp_err_set(err, ATP_EINVAL, i, "cursor: out of range");
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+void pds_seq_time_now(char out[PDS_SEQ_TIME_MAX])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, PDS_SEQ_TIME_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, PDS_SEQ_TIME_MAX - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+}
