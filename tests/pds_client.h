@@ -53,12 +53,15 @@ static inline resp call(unsigned port, const char *method, const char *path, con
 {
     resp r;
     atp_buf b;
-    char url[512], ah[4200];
+    char url[8192], ah[4200];
     CURL *c = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     memset(&r, 0, sizeof r);
     atp_buf_init(&b, (size_t)64 << 20);
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
+    int un = snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
+    if (un < 0 || (size_t)un >= sizeof url) {
+        url[0] = '\0'; /* curl then fails: status 0 */
+    }
     if (auth) {
         snprintf(ah, sizeof ah, "Authorization: %s", auth);
         h = curl_slist_append(h, ah);

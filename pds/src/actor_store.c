@@ -245,7 +245,7 @@ static void actor_close(pds_actor *act)
 /* Reads repo_root and opens the repo handle at that head (no root: no handle). */
 static int actor_load_root(pds_actor *act, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = db_prep(act, "SELECT cid FROM repo_root LIMIT 1", &st, err);
     if (rc != 0) {
         return rc;
@@ -510,7 +510,7 @@ typedef struct prep_write {
 
 static int root_update(pds_actor *act, const atp_repo_commit *c, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     char now[32];
     int rc = db_prep(act,
                      "INSERT INTO repo_root (did, cid, rev, indexedAt) VALUES (?1, ?2, ?3, ?4)"
@@ -531,7 +531,7 @@ static int root_update(pds_actor *act, const atp_repo_commit *c, atp_err *err)
  * the blob garbage collector (blob slice) deletes them after its grace period. */
 static int blobs_unlink(pds_actor *act, atp_slice uri, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = db_prep(act, "DELETE FROM record_blob WHERE recordUri = ?1", &st, err);
     if (rc != 0) {
         return rc;
@@ -551,7 +551,7 @@ static int blobs_unlink(pds_actor *act, atp_slice uri, atp_err *err)
 static int blob_check(pds_actor *act, const atp_cid *cid, const atp_cbor *mime,
                       const atp_cbor *size, const char **errname, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     /* a taken-down blob cannot be linked again (as the reference) */
     int rc = db_prep(act, "SELECT mimeType, size FROM blob WHERE cid = ?1 AND takedownRef IS NULL",
                      &st, err);
@@ -581,7 +581,7 @@ static int blob_check(pds_actor *act, const atp_cid *cid, const atp_cbor *mime,
 /* Links blob `cid` to the record and makes it permanent. */
 static int blob_link_cid(pds_actor *act, atp_slice uri, const atp_cid *cid, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = db_prep(act, "INSERT OR IGNORE INTO record_blob (blobCid, recordUri) VALUES (?1, ?2)",
                      &st, err);
     if (rc != 0) {
@@ -645,7 +645,7 @@ static int blobs_link(pds_actor *act, atp_slice uri, const atp_cbor *v, const ch
 
 static int index_put(pds_actor *act, const prep_write *w, const char *rev, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     char now[32];
     int rc = db_prep(act,
                      "INSERT OR REPLACE INTO record (uri, cid, collection, rkey, repoRev,"
@@ -672,7 +672,7 @@ static int index_write(pds_actor *act, const prep_write *w, const char *rev, con
         rc = blobs_unlink(act, w->uri, err);
     }
     if (rc == 0 && w->action == ATP_REPO_DELETE) {
-        sqlite3_stmt *st;
+        sqlite3_stmt *st = NULL;
         rc = db_prep(act, "DELETE FROM record WHERE uri = ?1", &st, err);
         if (rc == 0) {
             bind_slice(st, 1, w->uri);
@@ -687,7 +687,7 @@ static int index_write(pds_actor *act, const prep_write *w, const char *rev, con
 /* Whether any record of the index still has CID `cid` (after this commit's index writes). */
 static int record_cid_used(pds_actor *act, const atp_cid *cid, bool *used, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = db_prep(act, "SELECT 1 FROM record WHERE cid = ?1 LIMIT 1", &st, err);
     if (rc != 0) {
         return rc;
@@ -1268,7 +1268,7 @@ int pds_actor_store_blob_add(pds_actor_store *s, atp_slice did, const atp_cid *c
     if (rc != 0) {
         return rc;
     }
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     char now[32];
     iso_now(now);
     rc = db_prep(act,
@@ -1294,7 +1294,7 @@ int pds_actor_store_blob_state(pds_actor_store *s, atp_slice did, const atp_cid 
     if (rc != 0) {
         return rc;
     }
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     rc = db_prep(act, "SELECT temp FROM blob WHERE cid = ?1", &st, err);
     if (rc == 0) {
         bind_cid(st, 1, cid);
@@ -1312,7 +1312,7 @@ int pds_actor_store_blob_state(pds_actor_store *s, atp_slice did, const atp_cid 
 static int lookup_cid(pds_actor *act, atp_slice coll, atp_slice rkey, atp_cid *out, bool *found,
                       atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     /* a record under a takedown (takedownRef set by the admin slice) reads as absent, as with
      * the reference; the repo and its proofs still hold it */
     int rc = db_prep(act,
@@ -1414,7 +1414,7 @@ int pds_actor_store_list_records(pds_actor_store *s, atp_slice did, atp_slice co
     if (rc != 0) {
         return rc;
     }
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     size_t n = 0;
     rc = db_prep(act, LIST_SQL[reverse][cursor.len > 0], &st, err);
     if (rc == 0) {

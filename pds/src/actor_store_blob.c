@@ -67,7 +67,7 @@ static void iso_now(char out[32])
 static int row_read(sqlite3 *db, const atp_cid *cid, pds_blob_row *out, bool *found,
                     atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db,
                   "SELECT mimeType, size, temp, takedownRef IS NOT NULL, createdAt FROM blob"
                   " WHERE cid = ?1",
@@ -98,7 +98,7 @@ static int row_read(sqlite3 *db, const atp_cid *cid, pds_blob_row *out, bool *fo
 
 static int linked(sqlite3 *db, const atp_cid *cid, bool *out, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db, "SELECT 1 FROM record_blob WHERE blobCid = ?1 LIMIT 1", &st, err);
     if (rc != 0) {
         return rc;
@@ -127,7 +127,7 @@ typedef struct track_ctx {
 /* Insert, or refresh a temporary row; a permanent row is left as it is. */
 static int track_upsert(sqlite3 *db, const track_ctx *t, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     char now[32];
     int rc = prep(db,
                   "INSERT INTO blob (cid, mimeType, size, temp, createdAt) VALUES (?1, ?2, ?3,"
@@ -240,7 +240,7 @@ static int list_fn(void *ctx, pds_actor_view *v, atp_err *err)
 {
     list_ctx *l = ctx;
     const char *sql = l->missing ? MISSING_SQL : l->since.len ? LIST_SINCE_SQL : LIST_SQL;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(v->db, sql, &st, err);
     if (rc != 0) {
         return rc;
@@ -312,7 +312,7 @@ typedef struct gc_ctx {
  * finds the bytes rowless. */
 static int gc_delete(sqlite3 *db, gc_ctx *g, const atp_cid *cid, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db,
                   "DELETE FROM blob WHERE cid = ?1 AND temp = 1 AND NOT EXISTS"
                   " (SELECT 1 FROM record_blob WHERE blobCid = blob.cid)",
@@ -337,7 +337,7 @@ static int gc_rows(sqlite3 *db, gc_ctx *g, atp_err *err)
     enum { BATCH = 256 };
     atp_cid cids[BATCH];
     size_t n = 0;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = prep(db,
                   "SELECT cid FROM blob WHERE temp = 1 AND takedownRef IS NULL AND createdAt < ?1"
                   " ORDER BY cid LIMIT 256",

@@ -169,7 +169,7 @@ static int index_records(import_job *j, atp_err *err)
 
 static int put_root(import_job *j, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     char now[32];
     if (sqlite3_prepare_v2(
             j->db, "INSERT INTO repo_root (did, cid, rev, indexedAt) VALUES (?1, ?2, ?3, ?4)", -1,
@@ -283,7 +283,7 @@ int pds_actor_store_import(pds_actor_store *s, atp_slice did, atp_slice car, con
 
 static int64_t count_of(sqlite3 *db, const char *sql)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int64_t n = 0;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
         n = sqlite3_column_int64(st, 0);

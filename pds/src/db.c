@@ -323,7 +323,7 @@ int pds_db_account_get(pds_db *db, const char *ident, pds_account *out)
     const char *col = strncmp(ident, "did:", 4) == 0 ? "did" : strchr(ident, '@') ? "email"
                                                                                   : "handle";
     char sql[160];
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = ATP_ENOTFOUND;
     snprintf(sql, sizeof sql, "SELECT did, handle, email, password_hash, created_at, status"
                               " FROM account WHERE %s = ?1 AND status != 'deleted'", col);
@@ -474,7 +474,7 @@ int pds_db_app_pass_add(pds_db *db, const char *did, const char *name, const cha
 
 int pds_db_app_pass_list(pds_db *db, const char *did, cJSON **out)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     cJSON *arr = cJSON_CreateArray();
     pthread_mutex_lock(&db->mu);
     st = prep(db, "SELECT name, created_at, privileged FROM app_password WHERE did = ?1"
@@ -513,7 +513,7 @@ int pds_db_app_pass_delete(pds_db *db, const char *did, const char *name)
 int pds_db_app_pass_find(pds_db *db, const char *did, bool (*fn)(const char *hash, void *ud),
                          void *ud, char name[PDS_APP_PASS_NAME_MAX + 1], bool *privileged)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = 0;
     /* Hashes are copied out first: the slow scrypt checks then run without the mutex. */
     cJSON *rows = cJSON_CreateArray();
@@ -573,7 +573,7 @@ static cJSON *invite_uses(pds_db *db, const char *code)
 
 int pds_db_invite_list(pds_db *db, const char *did, cJSON **out)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     cJSON *arr = cJSON_CreateArray();
     pthread_mutex_lock(&db->mu);
     st = prep(db, "SELECT code, available, disabled, for_account, created_by, created_at"
@@ -608,7 +608,7 @@ int pds_db_account_set_key(pds_db *db, const char *did, const char *key_hex)
 
 int pds_db_account_get_key(pds_db *db, const char *did, char key_hex[65])
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = ATP_ENOTFOUND;
     pthread_mutex_lock(&db->mu);
     st = prep(db, "SELECT signing_key FROM account WHERE did = ?1", 1, &did);

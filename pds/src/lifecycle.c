@@ -42,7 +42,7 @@ static int sql_fail(sqlite3 *c, atp_err *err)
 static int run_sql(sqlite3 *c, const char *sql, const char *const *args, int n, int *changes,
                    atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc;
     if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) != SQLITE_OK) {
         return sql_fail(c, err);
@@ -312,7 +312,7 @@ typedef struct sweep_job {
 static int sweep_fn(void *ctx, sqlite3 *c, atp_err *err)
 {
     sweep_job *j = ctx;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c, "SELECT did FROM account WHERE status = 'deleted' LIMIT ?1", -1, &st,
                            NULL) != SQLITE_OK) {
         return sql_fail(c, err);
@@ -364,7 +364,7 @@ static int token_put_fn(void *ctx, sqlite3 *c, atp_err *err)
 static int token_get_fn(void *ctx, sqlite3 *c, atp_err *err)
 {
     token_job *j = ctx;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c,
                            "SELECT token, requested_at FROM email_token"
                            " WHERE purpose = 'delete_account' AND did = ?1",

@@ -89,7 +89,7 @@ static int sql_fail(sqlite3 *c, atp_err *err)
 static int read_fn(void *ctx, sqlite3 *c, atp_err *err)
 {
     prefs_job *j = ctx;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc;
     if (sqlite3_prepare_v2(c,
                            "SELECT name, value_json FROM account_pref WHERE did = ?1"
@@ -117,7 +117,7 @@ static int read_fn(void *ctx, sqlite3 *c, atp_err *err)
  * an app password (which keeps it as it was). */
 static int delete_visible(sqlite3 *c, const prefs_job *j, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc;
     if (sqlite3_prepare_v2(c,
                            "DELETE FROM account_pref WHERE did = ?1 AND (name = ?2 OR"
@@ -154,7 +154,7 @@ static int insert_one(sqlite3_stmt *st, const char *did, const cJSON *it)
 static int put_fn(void *ctx, sqlite3 *c, atp_err *err)
 {
     prefs_job *j = ctx;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     const cJSON *it;
     int rc = delete_visible(c, j, err);
     if (rc < 0) {

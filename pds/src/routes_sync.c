@@ -396,7 +396,7 @@ static pds_status status_of_text(const char *s)
 static int list_read(void *vctx, sqlite3 *conn, atp_err *err)
 {
     list_q *q = vctx;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(conn,
                            "SELECT did, created_at, status FROM account WHERE status != 'deleted'"
                            " AND (?1 IS NULL OR created_at > ?1 OR (created_at = ?1 AND did > ?2))"

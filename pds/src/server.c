@@ -825,7 +825,7 @@ typedef struct pref_count {
 
 static int count_prefs_fn(void *ctx, sqlite3 *c, atp_err *err)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     pref_count *pc = ctx;
     if (sqlite3_prepare_v2(c, "SELECT count(*) FROM account_pref WHERE did = ?1", -1, &st, NULL)
         != SQLITE_OK) {
