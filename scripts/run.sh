@@ -97,15 +97,18 @@ token=$(json_field accessJwt <<<"$session")
 post=$(xrpc -X POST -H "authorization: Bearer $token" "$pds_url/xrpc/com.atproto.repo.createRecord" \
   -d "{\"repo\":\"$acct_did\",\"collection\":\"app.bsky.feed.post\",\"record\":{\"text\":\"hello from atproto-c\",\"createdAt\":\"$(date -u +%Y-%m-%dT%H:%M:%S.000Z)\"}}")
 post_uri=$(json_field uri <<<"$post")
+head_rev=$(curl -fsS "$pds_url/xrpc/com.atproto.sync.getLatestCommit?did=$acct_did" | json_field rev)
 
 cat <<MSG
 atproto-c local network (127.0.0.1)
   plc directory   $plc_url           (log: $run_dir/plc.log)
   pds             $pds_url          (log: $run_dir/pds.log)
+  firehose        ${pds_url/http:/ws:}/xrpc/com.atproto.sync.subscribeRepos
   relay, appview, cdn-proxy: not written yet
 demo
   pds account     $acct  $acct_did  password $pw
   post            $post_uri
+  repo            $pds_url/xrpc/com.atproto.sync.getRepo?did=$acct_did  (rev $head_rev)
   identity        $did  handle $handle
   resolved        $plc_url/$did  -> $(head -c 120 "$run_dir/didoc.json")...
   record CID      $cid  signed by $sign_did (verified)

@@ -3,6 +3,7 @@
  *
  *   mkdtemp(tmpdir) ...; t_start_plc(); start_pds(&pds, "pds", extra_env);
  *   resp r = post(pds.port, "com.atproto.server.createAccount", NULL, json); ... resp_free(&r);
+ *   ...; t_node_ok(cmd); ...; stop the daemons; t_cleanup(); return t_done();
  */
 #ifndef PDS_CLIENT_H
 #define PDS_CLIENT_H
@@ -15,6 +16,7 @@
 #include <strings.h>
 
 #include <cjson/cJSON.h>
+#include <sqlite3.h>
 
 #include "atp/buf.h"
 #include "daemon_spawn.h"
@@ -156,6 +158,101 @@ static inline resp login(unsigned port, const char *ident, const char *pw)
     char body[512];
     snprintf(body, sizeof body, "{\"identifier\":\"%s\",\"password\":\"%s\"}", ident, pw);
     return post(port, "com.atproto.server.createSession", NULL, body);
+}
+
+/* Creates an app password `name` for the account of session s and logs in with it (as
+ * s->handle) into *app. true when both calls succeeded; *app is then an app-password session. */
+static inline bool app_session(unsigned port, const session *s, const char *name, session *app)
+{
+    char body[256], pw[64];
+    snprintf(body, sizeof body, "{\"name\":\"%s\"}", name);
+    resp r = post(port, "com.atproto.server.createAppPassword", s->access, body);
+    bool ok = r.status == 200;
+    snprintf(pw, sizeof pw, "%s", jstr(&r, "password"));
+    resp_free(&r);
+    r = login(port, s->handle, pw);
+    ok = session_from(&r, app) && ok;
+    resp_free(&r);
+    return ok;
+}
+
+/* ---- the daemon's database ---- */
+
+/* Opens a daemon's service database (tmpdir/<name>/service.sqlite) with `flags`
+ * (SQLITE_OPEN_READONLY or SQLITE_OPEN_READWRITE) beside the running daemon: WAL makes that
+ * safe, and a 5 s busy timeout waits out its writes. NULL on failure; sqlite3_close it. */
+static inline sqlite3 *t_service_db(const char *name, int flags)
+{
+    char path[256];
+    sqlite3 *db = NULL;
+    snprintf(path, sizeof path, "%s/%s/service.sqlite", tmpdir, name);
+    if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+/* The first column of the first row `sql` returns (?1 bound to arg when arg is not NULL) from
+ * the daemon `name`'s service database, read-only; -1 when there is no row or on failure. */
+static inline long long t_service_int(const char *name, const char *sql, const char *arg)
+{
+    sqlite3 *db = t_service_db(name, SQLITE_OPEN_READONLY);
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (db && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (arg) {
+            sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
+        }
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            v = sqlite3_column_int64(st, 0);
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* ---- node scripts and the end of main ---- */
+
+/* Runs a node script (`cmd`, with its stderr folded into stdout) and checks that it exits 0
+ * and prints "ok":true; prints what it said (its first 8 KiB) when not. */
+static inline void t_node_ok(const char *cmd)
+{
+    char out[8192] = "";
+    FILE *p = popen(cmd, "r");
+    T_TRUE(p != NULL);
+    if (!p) {
+        return;
+    }
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    T_EQ(pclose(p), 0);
+    T_TRUE(strstr(out, "\"ok\":true") != NULL);
+    if (!strstr(out, "\"ok\":true")) {
+        printf("# node: %s\n", out);
+    }
+}
+
+/* rm -rf dir (a test's own mkdtemp folder: the name is not quoted). */
+static inline void t_rm_rf(const char *dir)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) {
+        printf("# could not remove %s\n", dir);
+    }
+}
+
+/* The end of each test's main, after its daemons are stopped: curl's global cleanup, then
+ * tmpdir goes when every check passed (kept for a post-mortem otherwise). */
+static inline void t_cleanup(void)
+{
+    curl_global_cleanup();
+    if (t__failed == 0) {
+        t_rm_rf(tmpdir);
+    }
 }
 
 /* ---- fixtures ---- */

@@ -14,6 +14,7 @@
 
 #include "atp/plc.h"
 
+#include "pds.h"
 #include "plc_ops.h"
 
 #define ROT_HEX "4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b1d"
@@ -30,16 +31,6 @@ typedef struct fixture {
     pds_plc_expect want;
 } fixture;
 
-static void didkey_into(const atp_key *k, char *out)
-{
-    atp_buf b;
-    atp_buf_init(&b, ATP_DIDKEY_MAX_LEN);
-    atp_didkey_encode(&b, k);
-    memcpy(out, b.ptr, b.len);
-    out[b.len] = '\0';
-    atp_buf_release(&b);
-}
-
 static const fixture *fixture_get(void)
 {
     static fixture f;
@@ -51,8 +42,8 @@ static const fixture *fixture_get(void)
         atp_key_import_private_hex(ATP_CURVE_K256, atp_slice_str(SIG_HEX), &sk, NULL) < 0) {
         abort();
     }
-    didkey_into(f.rot, f.rot_did);
-    didkey_into(sk, f.sig_did);
+    pds_didkey_format(f.rot, f.rot_did);
+    pds_didkey_format(sk, f.sig_did);
     atp_key_destroy(sk);
     f.rot_keys[0] = atp_slice_str(f.rot_did);
     f.aka[0] = atp_slice_str("at://alice.test");

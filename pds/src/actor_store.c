@@ -17,6 +17,7 @@
 #include "atp/sha256.h"
 #include "atp/syntax.h"
 #include "atp/tid.h"
+#include "sqlx.h"
 
 struct apply_job;
 
@@ -79,29 +80,6 @@ static const char SCHEMA[] =
 
 /* ---- small helpers ---- */
 
-static int db_err(sqlite3 *db, atp_err *err, const char *what)
-{
-    return atp_err_set(err, ATP_EIO, 0, "%s: %s", what, sqlite3_errmsg(db));
-}
-
-static int db_exec(sqlite3 *db, const char *sql, atp_err *err)
-{
-    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-        return db_err(db, err, "sqlite exec");
-    }
-    return 0;
-}
-
-static void bind_slice(sqlite3_stmt *st, int i, atp_slice s)
-{
-    sqlite3_bind_text(st, i, (const char *)s.ptr, (int)s.len, SQLITE_TRANSIENT);
-}
-
-static void bind_cid(sqlite3_stmt *st, int i, const atp_cid *c)
-{
-    sqlite3_bind_blob(st, i, c->bytes, c->len, SQLITE_TRANSIENT);
-}
-
 /* Returns a cached statement to its idle state (NULL is a no-op). */
 static void stmt_release(sqlite3_stmt *st)
 {
@@ -111,64 +89,11 @@ static void stmt_release(sqlite3_stmt *st)
     }
 }
 
-/* Runs a fully bound statement that returns no row, and releases it. */
-static int db_step_done(sqlite3 *db, sqlite3_stmt *st, atp_err *err)
-{
-    int rc = sqlite3_step(st);
-    stmt_release(st);
-    return rc == SQLITE_DONE ? 0 : db_err(db, err, "sqlite step");
-}
-
-static int column_cid(sqlite3_stmt *st, int col, atp_cid *out)
-{
-    const void *p = sqlite3_column_blob(st, col);
-    int n = sqlite3_column_bytes(st, col);
-    if (!p || n <= 0 || n > ATP_CID_MAX) {
-        return ATP_EIO;
-    }
-    out->len = (uint8_t)n;
-    memcpy(out->bytes, p, (size_t)n);
-    return 0;
-}
-
-static void iso_now(char out[32])
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000L);
-}
-
 static void set_name(const char **errname, const char *name)
 {
     if (errname) {
         *errname = name;
     }
-}
-
-/* mkdir -p: each missing component in turn (the store owns these folders). */
-static int mkdir_p(const char *path, atp_err *err)
-{
-    char tmp[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof tmp) {
-        return atp_err_set(err, ATP_EINVAL, 0, "bad directory path");
-    }
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] != '/' && tmp[i] != '\0') {
-            continue;
-        }
-        char c = tmp[i];
-        tmp[i] = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-            return atp_err_set(err, ATP_EIO, 0, "mkdir %s: %s", tmp, strerror(errno));
-        }
-        tmp[i] = c;
-    }
-    return 0;
 }
 
 /* The account's prepared statement for `sql` (a string literal: its address is the key), made
@@ -186,7 +111,7 @@ static int db_prep(pds_actor *act, const char *sql, sqlite3_stmt **st, atp_err *
     if (!act->stmt_sql[i]) {
         if (sqlite3_prepare_v3(act->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &act->stmt[i], NULL) !=
             SQLITE_OK) {
-            return db_err(act->db, err, "sqlite prepare");
+            return pds_sqlx_fail(act->db, err, "sqlite prepare");
         }
         act->stmt_sql[i] = sql;
     }
@@ -252,10 +177,10 @@ static int actor_load_root(pds_actor *act, atp_err *err)
     }
     atp_cid head;
     int step = sqlite3_step(st);
-    bool have = step == SQLITE_ROW && column_cid(st, 0, &head) == 0;
+    bool have = step == SQLITE_ROW && pds_sqlx_column_cid(st, 0, &head) == 0;
     stmt_release(st);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        return db_err(act->db, err, "read repo_root");
+        return pds_sqlx_fail(act->db, err, "read repo_root");
     }
     if (!have) {
         return step == SQLITE_ROW ? atp_err_set(err, ATP_EIO, 0, "bad repo_root row") : 0;
@@ -277,7 +202,7 @@ static int actor_open(pds_actor_store *s, atp_slice did, bool create, pds_actor 
     if (create) {
         char *slash = strrchr(path, '/');
         *slash = '\0';
-        rc = mkdir_p(path, err);
+        rc = pds_sqlx_mkdir_p(path, 0700, err);
         *slash = '/';
         if (rc != 0) {
             return rc;
@@ -290,7 +215,7 @@ static int actor_open(pds_actor_store *s, atp_slice did, bool create, pds_actor 
     pthread_cond_init(&act->qcond, NULL);
     act->qtail = &act->qhead;
     rc = atp_blockstore_sqlite_open_file(path, 0, &act->db, err);
-    rc = rc ? rc : db_exec(act->db, SCHEMA, err);
+    rc = rc ? rc : pds_sqlx_exec(act->db, SCHEMA, err);
     rc = rc ? rc : atp_blockstore_sqlite_create(act->db, &act->bs, err);
     rc = rc ? rc : actor_load_root(act, err);
     if (rc != 0) {
@@ -460,7 +385,7 @@ int pds_actor_store_open(const pds_actor_store_opts *opts, pds_actor_store **out
     if (!opts || !opts->dir || !opts->dir[0]) {
         return atp_err_set(err, ATP_EINVAL, 0, "no actor store directory");
     }
-    int rc = mkdir_p(opts->dir, err);
+    int rc = pds_sqlx_mkdir_p(opts->dir, 0700, err);
     if (rc != 0) {
         return rc;
     }
@@ -519,12 +444,12 @@ static int root_update(pds_actor *act, const atp_repo_commit *c, atp_err *err)
     if (rc != 0) {
         return rc;
     }
-    iso_now(now);
+    pds_sqlx_time_now(now);
     sqlite3_bind_text(st, 1, act->did, -1, SQLITE_STATIC);
-    bind_cid(st, 2, &c->cid);
+    pds_sqlx_bind_cid(st, 2, &c->cid);
     sqlite3_bind_text(st, 3, c->rev, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
-    return db_step_done(act->db, st, err);
+    return pds_sqlx_step_done(act->db, st, err);
 }
 
 /* Drops the blob links of a record; blobs left without any link go back to temporary, so that
@@ -536,15 +461,15 @@ static int blobs_unlink(pds_actor *act, atp_slice uri, atp_err *err)
     if (rc != 0) {
         return rc;
     }
-    bind_slice(st, 1, uri);
-    rc = db_step_done(act->db, st, err);
+    pds_sqlx_bind_slice(st, 1, uri);
+    rc = pds_sqlx_step_done(act->db, st, err);
     if (rc != 0) {
         return rc;
     }
-    return db_exec(act->db,
-                   "UPDATE blob SET temp = 1 WHERE temp = 0 AND NOT EXISTS"
-                   " (SELECT 1 FROM record_blob WHERE blobCid = blob.cid)",
-                   err);
+    return pds_sqlx_exec(act->db,
+                         "UPDATE blob SET temp = 1 WHERE temp = 0 AND NOT EXISTS"
+                         " (SELECT 1 FROM record_blob WHERE blobCid = blob.cid)",
+                         err);
 }
 
 /* The uploaded blob `cid` must exist with exactly the ref's MIME type and size. */
@@ -558,7 +483,7 @@ static int blob_check(pds_actor *act, const atp_cid *cid, const atp_cbor *mime,
     if (rc != 0) {
         return rc;
     }
-    bind_cid(st, 1, cid);
+    pds_sqlx_bind_cid(st, 1, cid);
     if (sqlite3_step(st) != SQLITE_ROW) {
         char cs[ATP_CID_STR_MAX];
         stmt_release(st);
@@ -587,9 +512,9 @@ static int blob_link_cid(pds_actor *act, atp_slice uri, const atp_cid *cid, atp_
     if (rc != 0) {
         return rc;
     }
-    bind_cid(st, 1, cid);
-    bind_slice(st, 2, uri);
-    rc = db_step_done(act->db, st, err);
+    pds_sqlx_bind_cid(st, 1, cid);
+    pds_sqlx_bind_slice(st, 2, uri);
+    rc = pds_sqlx_step_done(act->db, st, err);
     if (rc != 0) {
         return rc;
     }
@@ -597,8 +522,8 @@ static int blob_link_cid(pds_actor *act, atp_slice uri, const atp_cid *cid, atp_
     if (rc != 0) {
         return rc;
     }
-    bind_cid(st, 1, cid);
-    return db_step_done(act->db, st, err);
+    pds_sqlx_bind_cid(st, 1, cid);
+    return pds_sqlx_step_done(act->db, st, err);
 }
 
 /* Checks one blob ref of a record against the uploaded blob and links it. */
@@ -654,14 +579,14 @@ static int index_put(pds_actor *act, const prep_write *w, const char *rev, atp_e
     if (rc != 0) {
         return rc;
     }
-    iso_now(now);
-    bind_slice(st, 1, w->uri);
-    bind_cid(st, 2, &w->cid);
-    bind_slice(st, 3, w->collection);
-    bind_slice(st, 4, w->rkey);
+    pds_sqlx_time_now(now);
+    pds_sqlx_bind_slice(st, 1, w->uri);
+    pds_sqlx_bind_cid(st, 2, &w->cid);
+    pds_sqlx_bind_slice(st, 3, w->collection);
+    pds_sqlx_bind_slice(st, 4, w->rkey);
     sqlite3_bind_text(st, 5, rev, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-    return db_step_done(act->db, st, err);
+    return pds_sqlx_step_done(act->db, st, err);
 }
 
 static int index_write(pds_actor *act, const prep_write *w, const char *rev, const char **errname,
@@ -675,8 +600,8 @@ static int index_write(pds_actor *act, const prep_write *w, const char *rev, con
         sqlite3_stmt *st = NULL;
         rc = db_prep(act, "DELETE FROM record WHERE uri = ?1", &st, err);
         if (rc == 0) {
-            bind_slice(st, 1, w->uri);
-            rc = db_step_done(act->db, st, err);
+            pds_sqlx_bind_slice(st, 1, w->uri);
+            rc = pds_sqlx_step_done(act->db, st, err);
         }
         return rc;
     }
@@ -692,11 +617,11 @@ static int record_cid_used(pds_actor *act, const atp_cid *cid, bool *used, atp_e
     if (rc != 0) {
         return rc;
     }
-    bind_cid(st, 1, cid);
+    pds_sqlx_bind_cid(st, 1, cid);
     int step = sqlite3_step(st);
     stmt_release(st);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        return db_err(act->db, err, "record cid lookup");
+        return pds_sqlx_fail(act->db, err, "record cid lookup");
     }
     *used = step == SQLITE_ROW;
     return 0;
@@ -748,12 +673,12 @@ static int persist_body(pds_actor_store *s, pds_actor *act, const prep_write *pw
 static int persist(pds_actor_store *s, pds_actor *act, const prep_write *pw, size_t n,
                    const atp_repo_commit *c, atp_arena *a, const char **errname, atp_err *err)
 {
-    int rc = db_exec(act->db, "BEGIN IMMEDIATE", err);
+    int rc = pds_sqlx_exec(act->db, "BEGIN IMMEDIATE", err);
     if (rc != 0) {
         return rc;
     }
     rc = persist_body(s, act, pw, n, c, a, errname, err);
-    rc = rc ? rc : db_exec(act->db, "COMMIT", err);
+    rc = rc ? rc : pds_sqlx_exec(act->db, "COMMIT", err);
     if (rc != 0) {
         (void)sqlite3_exec(act->db, "ROLLBACK", NULL, NULL, NULL);
     }
@@ -1126,7 +1051,7 @@ static void run_job(pds_actor_store *s, pds_actor *act, apply_job *j)
         j->rc = atp_err_set(&j->err, ATP_ENOTFOUND, 0, "Could not find repo for DID: %s", act->did);
         return;
     }
-    j->rc = db_exec(act->db, "SAVEPOINT job", &j->err);
+    j->rc = pds_sqlx_exec(act->db, "SAVEPOINT job", &j->err);
     if (j->rc != 0) {
         return;
     }
@@ -1165,7 +1090,7 @@ static void run_batch(pds_actor_store *s, pds_actor *act, apply_job *batch)
 {
     atp_err e;
     pthread_mutex_lock(&act->lock);
-    if (db_exec(act->db, "BEGIN IMMEDIATE", &e) != 0) {
+    if (pds_sqlx_exec(act->db, "BEGIN IMMEDIATE", &e) != 0) {
         for (apply_job *j = batch; j; j = j->next) {
             j->rc = ATP_EIO;
             j->err = e;
@@ -1176,7 +1101,7 @@ static void run_batch(pds_actor_store *s, pds_actor *act, apply_job *batch)
     for (apply_job *j = batch; j; j = j->next) {
         run_job(s, act, j);
     }
-    if (db_exec(act->db, "COMMIT", &e) != 0) {
+    if (pds_sqlx_exec(act->db, "COMMIT", &e) != 0) {
         batch_failed(act, batch, &e);
     }
     atomic_fetch_add(&s->n_txns, 1);
@@ -1270,17 +1195,17 @@ int pds_actor_store_blob_add(pds_actor_store *s, atp_slice did, const atp_cid *c
     }
     sqlite3_stmt *st = NULL;
     char now[32];
-    iso_now(now);
+    pds_sqlx_time_now(now);
     rc = db_prep(act,
                  "INSERT OR IGNORE INTO blob (cid, mimeType, size, temp, createdAt)"
                  " VALUES (?1, ?2, ?3, 1, ?4)",
                  &st, err);
     if (rc == 0) {
-        bind_cid(st, 1, cid);
-        bind_slice(st, 2, mime);
+        pds_sqlx_bind_cid(st, 1, cid);
+        pds_sqlx_bind_slice(st, 2, mime);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
         sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
-        rc = db_step_done(act->db, st, err);
+        rc = pds_sqlx_step_done(act->db, st, err);
     }
     actor_release(s, act);
     return rc;
@@ -1297,7 +1222,7 @@ int pds_actor_store_blob_state(pds_actor_store *s, atp_slice did, const atp_cid 
     sqlite3_stmt *st = NULL;
     rc = db_prep(act, "SELECT temp FROM blob WHERE cid = ?1", &st, err);
     if (rc == 0) {
-        bind_cid(st, 1, cid);
+        pds_sqlx_bind_cid(st, 1, cid);
         int step = sqlite3_step(st);
         *found = step == SQLITE_ROW;
         *temp = *found && sqlite3_column_int(st, 0) != 0;
@@ -1322,13 +1247,13 @@ static int lookup_cid(pds_actor *act, atp_slice coll, atp_slice rkey, atp_cid *o
     if (rc != 0) {
         return rc;
     }
-    bind_slice(st, 1, coll);
-    bind_slice(st, 2, rkey);
+    pds_sqlx_bind_slice(st, 1, coll);
+    pds_sqlx_bind_slice(st, 2, rkey);
     int step = sqlite3_step(st);
-    *found = step == SQLITE_ROW && column_cid(st, 0, out) == 0;
+    *found = step == SQLITE_ROW && pds_sqlx_column_cid(st, 0, out) == 0;
     stmt_release(st);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        return db_err(act->db, err, "record lookup");
+        return pds_sqlx_fail(act->db, err, "record lookup");
     }
     return 0;
 }
@@ -1389,7 +1314,7 @@ static int list_rows(pds_actor *act, sqlite3_stmt *st, pds_record_fn fn, void *c
         atp_slice data;
         atp_slice rkey =
             atp_slice_make(sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0));
-        rc = column_cid(st, 1, &cid) ? atp_err_set(err, ATP_EIO, 0, "bad cid row") : 0;
+        rc = pds_sqlx_column_cid(st, 1, &cid) ? atp_err_set(err, ATP_EIO, 0, "bad cid row") : 0;
         rc = rc ? rc : atp_blockstore_get(act->bs, &cid, a, &data, err);
         rc = rc ? rc : fn(ctx, rkey, &cid, data);
         *n += rc == 0;
@@ -1397,7 +1322,7 @@ static int list_rows(pds_actor *act, sqlite3_stmt *st, pds_record_fn fn, void *c
     }
     atp_arena_destroy(a);
     if (rc == 0 && step != SQLITE_DONE) {
-        rc = db_err(act->db, err, "list records");
+        rc = pds_sqlx_fail(act->db, err, "list records");
     }
     return rc;
 }
@@ -1418,9 +1343,9 @@ int pds_actor_store_list_records(pds_actor_store *s, atp_slice did, atp_slice co
     size_t n = 0;
     rc = db_prep(act, LIST_SQL[reverse][cursor.len > 0], &st, err);
     if (rc == 0) {
-        bind_slice(st, 1, collection);
+        pds_sqlx_bind_slice(st, 1, collection);
         if (cursor.len > 0) {
-            bind_slice(st, 2, cursor);
+            pds_sqlx_bind_slice(st, 2, cursor);
         }
         sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
         rc = list_rows(act, st, fn, ctx, &n, err);

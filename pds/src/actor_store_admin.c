@@ -8,6 +8,7 @@
 #include "atp/syntax.h"
 
 #include "actor_store_int.h"
+#include "sqlx.h"
 
 static const char T_REPO[] = "com.atproto.admin.defs#repoRef";
 static const char T_RECORD[] = "com.atproto.repo.strongRef";
@@ -287,21 +288,15 @@ typedef struct td_job {
     pds_takedown *out;
 } td_job;
 
-static int sql_fail(sqlite3 *db, atp_err *err)
-{
-    return atp_err_set(err, ATP_EIO, 0, "sqlite: %.100s", sqlite3_errmsg(db));
-}
-
 /* Binds the row key (collection+rkey, or a blob CID) from parameter `i` on. */
 static void bind_key(sqlite3_stmt *st, int i, const td_job *j)
 {
     if (j->cid) {
-        sqlite3_bind_blob(st, i, j->cid->bytes, j->cid->len, SQLITE_TRANSIENT);
+        pds_sqlx_bind_cid(st, i, j->cid);
         return;
     }
-    sqlite3_bind_text(st, i, (const char *)j->collection.ptr, (int)j->collection.len,
-                      SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, i + 1, (const char *)j->rkey.ptr, (int)j->rkey.len, SQLITE_TRANSIENT);
+    pds_sqlx_bind_slice(st, i, j->collection);
+    pds_sqlx_bind_slice(st, i + 1, j->rkey);
 }
 
 /* One UPDATE in autocommit mode: its own durable transaction (synchronous=FULL). */
@@ -311,13 +306,13 @@ static int td_set_fn(void *ctx, pds_actor_view *v, atp_err *err)
     sqlite3_stmt *st = NULL;
     int rc;
     if (sqlite3_prepare_v2(v->db, j->sql, -1, &st, NULL) != SQLITE_OK) {
-        return sql_fail(v->db, err);
+        return pds_sqlx_fail(v->db, err, "sqlite");
     }
     if (j->ref) {
         sqlite3_bind_text(st, 1, j->ref, -1, SQLITE_TRANSIENT);
     }
     bind_key(st, 2, j);
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_fail(v->db, err);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : pds_sqlx_fail(v->db, err, "sqlite");
     sqlite3_finalize(st);
     if (rc == 0 && sqlite3_changes(v->db) == 0) {
         rc = atp_err_set(err, ATP_ENOTFOUND, 0, "%s not found", j->cid ? "Blob" : "Record");
@@ -342,22 +337,18 @@ static int td_get_fn(void *ctx, pds_actor_view *v, atp_err *err)
     sqlite3_stmt *st = NULL;
     int rc = 0, step;
     if (sqlite3_prepare_v2(v->db, j->sql, -1, &st, NULL) != SQLITE_OK) {
-        return sql_fail(v->db, err);
+        return pds_sqlx_fail(v->db, err, "sqlite");
     }
     bind_key(st, 1, j);
     step = sqlite3_step(st);
     if (step != SQLITE_ROW) {
         rc = step == SQLITE_DONE
                  ? atp_err_set(err, ATP_ENOTFOUND, 0, "%s not found", j->cid ? "Blob" : "Record")
-                 : sql_fail(v->db, err);
+                 : pds_sqlx_fail(v->db, err, "sqlite");
     } else if (j->cid_out) {
-        const void *p = sqlite3_column_blob(st, 1);
-        int n = sqlite3_column_bytes(st, 1);
-        rc = p && n > 0 && n <= ATP_CID_MAX ? 0 : atp_err_set(err, ATP_EIO, 0, "bad record cid");
-        if (rc == 0) {
-            j->cid_out->len = (uint8_t)n;
-            memcpy(j->cid_out->bytes, p, (size_t)n);
-        }
+        rc = pds_sqlx_column_cid(st, 1, j->cid_out) == 0
+                 ? 0
+                 : atp_err_set(err, ATP_EIO, 0, "bad record cid");
     }
     if (rc == 0) {
         read_ref(st, 0, j->out);

@@ -10,25 +10,16 @@
 #include <time.h>
 
 #include "actor_store_int.h"
+#include "sqlx.h"
 
 /* ---- small helpers ---- */
-
-static int sql_err(sqlite3 *db, atp_err *err, const char *what)
-{
-    return atp_err_set(err, ATP_EIO, 0, "%s: %s", what, sqlite3_errmsg(db));
-}
 
 static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, atp_err *err)
 {
     if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
-        return sql_err(db, err, "sqlite prepare");
+        return pds_sqlx_fail(db, err, "sqlite prepare");
     }
     return 0;
-}
-
-static void bind_cid(sqlite3_stmt *st, int i, const atp_cid *c)
-{
-    sqlite3_bind_blob(st, i, c->bytes, c->len, SQLITE_TRANSIENT);
 }
 
 /* Steps a statement that returns no row, then finalizes it. */
@@ -36,30 +27,7 @@ static int run_done(sqlite3 *db, sqlite3_stmt *st, atp_err *err)
 {
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sql_err(db, err, "sqlite step");
-}
-
-static bool column_cid(sqlite3_stmt *st, int col, atp_cid *out)
-{
-    const void *p = sqlite3_column_blob(st, col);
-    int n = sqlite3_column_bytes(st, col);
-    if (!p || n <= 0 || n > ATP_CID_MAX) {
-        return false;
-    }
-    out->len = (uint8_t)n;
-    memcpy(out->bytes, p, (size_t)n);
-    return true;
-}
-
-/* The same format as actor_store.c's createdAt, so that times compare as text. */
-static void iso_now(char out[32])
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+    return rc == SQLITE_DONE ? 0 : pds_sqlx_fail(db, err, "sqlite step");
 }
 
 /* ---- one row ---- */
@@ -75,7 +43,7 @@ static int row_read(sqlite3 *db, const atp_cid *cid, pds_blob_row *out, bool *fo
     if (rc != 0) {
         return rc;
     }
-    bind_cid(st, 1, cid);
+    pds_sqlx_bind_cid(st, 1, cid);
     int step = sqlite3_step(st);
     *found = step == SQLITE_ROW;
     if (*found && out) {
@@ -91,7 +59,7 @@ static int row_read(sqlite3 *db, const atp_cid *cid, pds_blob_row *out, bool *fo
     }
     sqlite3_finalize(st);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        return sql_err(db, err, "blob lookup");
+        return pds_sqlx_fail(db, err, "blob lookup");
     }
     return 0;
 }
@@ -103,11 +71,11 @@ static int linked(sqlite3 *db, const atp_cid *cid, bool *out, atp_err *err)
     if (rc != 0) {
         return rc;
     }
-    bind_cid(st, 1, cid);
+    pds_sqlx_bind_cid(st, 1, cid);
     int step = sqlite3_step(st);
     sqlite3_finalize(st);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        return sql_err(db, err, "record_blob lookup");
+        return pds_sqlx_fail(db, err, "record_blob lookup");
     }
     *out = step == SQLITE_ROW;
     return 0;
@@ -138,9 +106,9 @@ static int track_upsert(sqlite3 *db, const track_ctx *t, atp_err *err)
     if (rc != 0) {
         return rc;
     }
-    iso_now(now);
-    bind_cid(st, 1, t->cid);
-    sqlite3_bind_text(st, 2, (const char *)t->mime.ptr, (int)t->mime.len, SQLITE_TRANSIENT);
+    pds_sqlx_time_now(now);
+    pds_sqlx_bind_cid(st, 1, t->cid);
+    pds_sqlx_bind_slice(st, 2, t->mime);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)t->size);
     sqlite3_bind_int(st, 4, t->permanent ? 0 : 1);
     sqlite3_bind_text(st, 5, now, -1, SQLITE_TRANSIENT);
@@ -246,18 +214,17 @@ static int list_fn(void *ctx, pds_actor_view *v, atp_err *err)
         return rc;
     }
     if (l->cursor) {
-        bind_cid(st, 1, l->cursor);
+        pds_sqlx_bind_cid(st, 1, l->cursor);
     }
     sqlite3_bind_int64(st, 2, (sqlite3_int64)l->limit);
     if (!l->missing && l->since.len) {
-        sqlite3_bind_text(st, 3, (const char *)l->since.ptr, (int)l->since.len,
-                          SQLITE_TRANSIENT);
+        pds_sqlx_bind_slice(st, 3, l->since);
     }
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         atp_cid cid;
         const char *uri = (const char *)sqlite3_column_text(st, 1);
-        if (!column_cid(st, 0, &cid)) {
+        if (pds_sqlx_column_cid(st, 0, &cid) != 0) {
             continue; /* a malformed row: skip it rather than fail the whole listing */
         }
         l->n++;
@@ -266,7 +233,8 @@ static int list_fn(void *ctx, pds_actor_view *v, atp_err *err)
         }
     }
     sqlite3_finalize(st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : sql_err(v->db, err, "blob listing");
+    return step == SQLITE_ROW || step == SQLITE_DONE ? 0
+                                                     : pds_sqlx_fail(v->db, err, "blob listing");
 }
 
 static int list_run(pds_actor_store *s, atp_slice did, list_ctx *l, size_t *n_out, atp_err *err)
@@ -320,7 +288,7 @@ static int gc_delete(sqlite3 *db, gc_ctx *g, const atp_cid *cid, atp_err *err)
     if (rc != 0) {
         return rc;
     }
-    bind_cid(st, 1, cid);
+    pds_sqlx_bind_cid(st, 1, cid);
     rc = run_done(db, st, err);
     if (rc != 0 || sqlite3_changes(db) == 0) {
         return rc;
@@ -347,7 +315,7 @@ static int gc_rows(sqlite3 *db, gc_ctx *g, atp_err *err)
     }
     sqlite3_bind_text(st, 1, g->cutoff, -1, SQLITE_TRANSIENT);
     while (n < BATCH && sqlite3_step(st) == SQLITE_ROW) {
-        n += column_cid(st, 0, &cids[n]) ? 1 : 0;
+        n += pds_sqlx_column_cid(st, 0, &cids[n]) == 0 ? 1 : 0;
     }
     sqlite3_finalize(st);
     for (size_t i = 0; i < n && rc == 0; i++) {

@@ -10,6 +10,7 @@
 
 #include "actor_store_int.h"
 #include "atp/cbor.h"
+#include "sqlx.h"
 
 #define IMPORT_CHUNK (64 * 1024) /* feed size: blocks are hashed as each one completes */
 
@@ -26,35 +27,6 @@ typedef struct import_job {
     atp_blockstore *bs;
     atp_slice did;
 } import_job;
-
-static int db_fail(sqlite3 *db, atp_err *err, const char *what)
-{
-    return atp_err_set(err, ATP_EIO, 0, "%s: %s", what, sqlite3_errmsg(db));
-}
-
-static int exec_sql(sqlite3 *db, const char *sql, atp_err *err)
-{
-    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(db, err, sql);
-}
-
-static void iso_now(char out[32])
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000L);
-}
-
-/* Runs a bound statement that returns no row, then resets it for the next use. */
-static int step_done(sqlite3 *db, sqlite3_stmt *st, atp_err *err)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? 0 : db_fail(db, err, "sqlite step");
-}
 
 /* ---- the record index ---- */
 
@@ -77,9 +49,9 @@ static int link_blobs(import_job *j, atp_slice uri, const atp_cbor *v, atp_err *
     atp_cid cid;
     if (t && t->type == ATP_CBOR_STRING && atp_slice_eq_str(t->u.str, "blob") && ref &&
         atp_cbor_get_cid(ref, &cid) == 0) {
-        sqlite3_bind_blob(j->ins_link, 1, cid.bytes, cid.len, SQLITE_TRANSIENT);
+        pds_sqlx_bind_cid(j->ins_link, 1, &cid);
         sqlite3_bind_text(j->ins_link, 2, (const char *)uri.ptr, (int)uri.len, SQLITE_STATIC);
-        rc = step_done(j->db, j->ins_link, err);
+        rc = pds_sqlx_step_done(j->db, j->ins_link, err);
         j->res.n_blob_refs += rc == 0 && sqlite3_changes(j->db) > 0 ? 1 : 0;
         return rc;
     }
@@ -97,14 +69,14 @@ static int insert_record(import_job *j, atp_slice uri, atp_slice key, const atp_
     size_t cl = slash ? (size_t)(slash - key.ptr) : key.len;
     sqlite3_stmt *st = j->ins_record;
     sqlite3_bind_text(st, 1, (const char *)uri.ptr, (int)uri.len, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, cid->bytes, cid->len, SQLITE_TRANSIENT);
+    pds_sqlx_bind_cid(st, 2, cid);
     sqlite3_bind_text(st, 3, (const char *)key.ptr, (int)cl, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, slash ? (const char *)slash + 1 : "",
                       slash ? (int)(key.len - cl - 1) : 0, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, (const char *)j->info.commit.rev.ptr, (int)j->info.commit.rev.len,
                       SQLITE_STATIC);
     sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-    return step_done(j->db, st, err);
+    return pds_sqlx_step_done(j->db, st, err);
 }
 
 /* atp_mst_list callback: indexes one record and its blob refs. */
@@ -121,7 +93,7 @@ static int index_one(void *ctx, atp_slice key, const atp_cid *cid)
         return ATP_ELIMIT;
     }
     atp_arena_reset(j->scratch);
-    iso_now(now);
+    pds_sqlx_time_now(now);
     int rc = insert_record(j, atp_slice_make((const uint8_t *)uri, (size_t)n), key, cid, now, err);
     rc = rc ? rc : atp_blockstore_get(j->bs, cid, j->scratch, &bytes, err);
     rc = rc ? rc : atp_cbor_decode(j->scratch, bytes, NULL, &rec, err);
@@ -139,7 +111,7 @@ static int prepare_index(import_job *j, atp_err *err)
         sqlite3_prepare_v2(j->db,
                            "INSERT OR IGNORE INTO record_blob (blobCid, recordUri) VALUES (?1, ?2)",
                            -1, &j->ins_link, NULL) != SQLITE_OK) {
-        return db_fail(j->db, err, "prepare index");
+        return pds_sqlx_fail(j->db, err, "prepare index");
     }
     return 0;
 }
@@ -174,15 +146,15 @@ static int put_root(import_job *j, atp_err *err)
     if (sqlite3_prepare_v2(
             j->db, "INSERT INTO repo_root (did, cid, rev, indexedAt) VALUES (?1, ?2, ?3, ?4)", -1,
             &st, NULL) != SQLITE_OK) {
-        return db_fail(j->db, err, "prepare root");
+        return pds_sqlx_fail(j->db, err, "prepare root");
     }
-    iso_now(now);
+    pds_sqlx_time_now(now);
     sqlite3_bind_text(st, 1, (const char *)j->did.ptr, (int)j->did.len, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, j->info.head.bytes, j->info.head.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, (const char *)j->info.commit.rev.ptr, (int)j->info.commit.rev.len,
                       SQLITE_STATIC);
     sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(j->db, err, "repo_root");
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : pds_sqlx_fail(j->db, err, "repo_root");
     sqlite3_finalize(st);
     return rc;
 }
@@ -209,10 +181,10 @@ static int finish_result(import_job *j, atp_err *err)
  * shared by CID, so clearing after the put could drop blocks of the new tree. */
 static int import_body(import_job *j, atp_err *err)
 {
-    int rc = exec_sql(j->db,
-                      "DELETE FROM repo_block; DELETE FROM record; DELETE FROM record_blob;"
-                      " DELETE FROM repo_root;",
-                      err);
+    int rc = pds_sqlx_exec(j->db,
+                           "DELETE FROM repo_block; DELETE FROM record; DELETE FROM record_blob;"
+                           " DELETE FROM repo_root;",
+                           err);
     rc = rc ? rc : atp_repo_importer_finish(j->im, j->bs, j->a, &j->info, err);
     rc = rc ? rc : index_records(j, err);
     rc = rc ? rc : put_root(j, err);
@@ -225,12 +197,12 @@ static int import_fn(void *ctx, pds_actor_view *v, atp_err *err)
     j->db = v->db;
     j->bs = v->bs;
     j->did = v->did;
-    int rc = exec_sql(v->db, "BEGIN IMMEDIATE", err);
+    int rc = pds_sqlx_exec(v->db, "BEGIN IMMEDIATE", err);
     if (rc != 0) {
         return rc;
     }
     rc = import_body(j, err);
-    rc = rc ? rc : exec_sql(v->db, "COMMIT", err);
+    rc = rc ? rc : pds_sqlx_exec(v->db, "COMMIT", err);
     if (rc != 0) {
         (void)sqlite3_exec(v->db, "ROLLBACK", NULL, NULL, NULL);
     }
@@ -317,11 +289,11 @@ int pds_actor_store_counts(pds_actor_store *s, atp_slice did, pds_repo_counts *o
 static int wipe_fn(void *ctx, pds_actor_view *v, atp_err *err)
 {
     (void)ctx;
-    int rc = exec_sql(v->db,
-                      "BEGIN IMMEDIATE; DELETE FROM repo_block; DELETE FROM record;"
-                      " DELETE FROM record_blob; DELETE FROM blob; DELETE FROM repo_root;"
-                      " DELETE FROM seq_outbox; COMMIT;",
-                      err);
+    int rc = pds_sqlx_exec(v->db,
+                           "BEGIN IMMEDIATE; DELETE FROM repo_block; DELETE FROM record;"
+                           " DELETE FROM record_blob; DELETE FROM blob; DELETE FROM repo_root;"
+                           " DELETE FROM seq_outbox; COMMIT;",
+                           err);
     if (rc != 0) {
         (void)sqlite3_exec(v->db, "ROLLBACK", NULL, NULL, NULL);
     }

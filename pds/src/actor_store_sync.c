@@ -11,6 +11,7 @@
 #include "atp/blockstore_sqlite.h"
 #include "atp/car.h"
 #include "atp/tid.h"
+#include "sqlx.h"
 
 /* ---- parameters ---- */
 
@@ -210,7 +211,7 @@ struct pds_sync_export {
 
 static int x_err(pds_sync_export *x, atp_err *err, const char *what)
 {
-    return atp_err_set(err, ATP_EIO, 0, "%s: %s", what, sqlite3_errmsg(x->db));
+    return pds_sqlx_fail(x->db, err, what);
 }
 
 static int x_append(void *ctx, atp_slice bytes)
@@ -258,17 +259,12 @@ static int x_read_head(pds_sync_export *x, atp_slice did, atp_err *err)
                            (int)did.len, (const char *)did.ptr);
     }
     int step = sqlite3_step(st);
-    const void *p = step == SQLITE_ROW ? sqlite3_column_blob(st, 0) : NULL;
-    int n = p ? sqlite3_column_bytes(st, 0) : 0;
     int rc = 0;
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
         rc = x_err(x, err, "read repo_root");
-    } else if (n <= 0 || n > ATP_CID_MAX) {
-        rc = atp_err_set(err, ATP_ENOTFOUND, 0, "Could not find repo for DID: %.*s",
-                         (int)did.len, (const char *)did.ptr);
-    } else {
-        x->head.len = (uint8_t)n;
-        memcpy(x->head.bytes, p, (size_t)n);
+    } else if (step != SQLITE_ROW || pds_sqlx_column_cid(st, 0, &x->head) != 0) {
+        rc = atp_err_set(err, ATP_ENOTFOUND, 0, "Could not find repo for DID: %.*s", (int)did.len,
+                         (const char *)did.ptr);
     }
     sqlite3_finalize(st);
     return rc;
@@ -322,13 +318,9 @@ int pds_sync_export_open(pds_actor_store *s, atp_slice did, atp_slice since,
 static int x_row(pds_sync_export *x, atp_err *err)
 {
     atp_cid cid;
-    const void *p = sqlite3_column_blob(x->st, 0);
-    int n = sqlite3_column_bytes(x->st, 0);
-    if (!p || n <= 0 || n > ATP_CID_MAX) {
+    if (pds_sqlx_column_cid(x->st, 0, &cid) != 0) {
         return atp_err_set(err, ATP_EIO, 0, "bad block row");
     }
-    cid.len = (uint8_t)n;
-    memcpy(cid.bytes, p, (size_t)n);
     const void *d = sqlite3_column_blob(x->st, 1);
     size_t dn = (size_t)sqlite3_column_bytes(x->st, 1);
     int rc = atp_car_write_block(&x->w, &cid, atp_slice_make(d ? d : "", dn));

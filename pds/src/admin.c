@@ -20,9 +20,10 @@
 #include "db.h"
 #include "mailer.h"
 #include "password.h"
-#include "plc_ops.h"
 #include "pds.h"
+#include "plc_ops.h"
 #include "sequencer.h"
+#include "sqlx.h"
 
 #define ADMIN_MAX_DIDS 100   /* getAccountInfos: dids per call */
 #define ADMIN_MAX_CODES 1000 /* disableInviteCodes: codes and accounts per call */
@@ -51,30 +52,11 @@ static void respond_failure(atp_req *r, const atp_err *e)
     atp_req_error_status(r, 500, "InternalServerError", e->msg[0] ? e->msg : "admin failure");
 }
 
-static int sql_fail(sqlite3 *c, atp_err *err)
-{
-    return atp_err_set(err, ATP_EIO, 0, "sqlite: %.100s", sqlite3_errmsg(c));
-}
-
-/* Prepares `sql` with text parameters ?1.. (NULL binds SQL NULL). NULL on failure. */
-static sqlite3_stmt *prep(sqlite3 *c, const char *sql, int n, const char *const *args)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
-        return NULL;
-    }
-    for (int i = 0; i < n; i++) {
-        sqlite3_bind_text(st, i + 1, args[i], -1, SQLITE_TRANSIENT);
-    }
-    return st;
-}
-
 /* Runs a statement that returns no row. */
 static int exec1(sqlite3 *c, const char *sql, int n, const char *const *args, atp_err *err)
 {
-    sqlite3_stmt *st = prep(c, sql, n, args);
-    int rc = st && sqlite3_step(st) == SQLITE_DONE ? 0 : sql_fail(c, err);
+    sqlite3_stmt *st = pds_sqlx_prepare_texts(c, sql, n, args);
+    int rc = st && sqlite3_step(st) == SQLITE_DONE ? 0 : pds_sqlx_fail(c, err, "sqlite");
     sqlite3_finalize(st);
     return rc;
 }
@@ -96,8 +78,11 @@ static void add_opt(cJSON *o, const char *name, const char *v)
 static cJSON *invite_uses(sqlite3 *c, const char *code)
 {
     cJSON *arr = cJSON_CreateArray();
-    sqlite3_stmt *st = prep(c, "SELECT used_by, used_at FROM invite_code_use WHERE code = ?1"
-                               " ORDER BY used_at", 1, &code);
+    sqlite3_stmt *st =
+        pds_sqlx_prepare_texts(c,
+                               "SELECT used_by, used_at FROM invite_code_use WHERE code = ?1"
+                               " ORDER BY used_at",
+                               1, &code);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         cJSON *u = cJSON_CreateObject();
         cJSON_AddStringToObject(u, "usedBy", col_text(st, 0));
@@ -125,16 +110,16 @@ static cJSON *invite_obj(sqlite3 *c, sqlite3_stmt *st)
 /* Appends the inviteCode of each row of `sql` (?1 = arg) to arr. */
 static int invites_append(sqlite3 *c, const char *sql, const char *arg, cJSON *arr, atp_err *err)
 {
-    sqlite3_stmt *st = prep(c, sql, 1, &arg);
+    sqlite3_stmt *st = pds_sqlx_prepare_texts(c, sql, 1, &arg);
     int step;
     if (!st) {
-        return sql_fail(c, err);
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         cJSON_AddItemToArray(arr, invite_obj(c, st));
     }
     sqlite3_finalize(st);
-    return step == SQLITE_DONE ? 0 : sql_fail(c, err);
+    return step == SQLITE_DONE ? 0 : pds_sqlx_fail(c, err, "sqlite");
 }
 
 /* ---- getAccountInfo(s) ---- */
@@ -181,13 +166,16 @@ static int views_fn(void *vctx, sqlite3 *c, atp_err *err)
 {
     views_job *j = vctx;
     for (size_t i = 0; i < j->n; i++) {
-        sqlite3_stmt *st = prep(c, "SELECT " ACCOUNT_COLS " FROM account WHERE did = ?1"
-                                   " AND status != 'deleted'", 1, &j->dids[i]);
+        sqlite3_stmt *st =
+            pds_sqlx_prepare_texts(c,
+                                   "SELECT " ACCOUNT_COLS " FROM account WHERE did = ?1"
+                                   " AND status != 'deleted'",
+                                   1, &j->dids[i]);
         int step = st ? sqlite3_step(st) : SQLITE_ERROR;
         cJSON *v = step == SQLITE_ROW ? account_view(c, st, err) : NULL;
         sqlite3_finalize(st);
         if ((step != SQLITE_ROW && step != SQLITE_DONE) || (step == SQLITE_ROW && !v)) {
-            return step == SQLITE_ROW ? ATP_EIO : sql_fail(c, err);
+            return step == SQLITE_ROW ? ATP_EIO : pds_sqlx_fail(c, err, "sqlite");
         }
         if (v) {
             cJSON_AddItemToArray(j->out, v);
@@ -301,7 +289,8 @@ typedef struct status_job {
 
 static pds_status status_read(sqlite3 *c, const char *did, bool *found)
 {
-    sqlite3_stmt *st = prep(c, "SELECT status FROM account WHERE did = ?1", 1, &did);
+    sqlite3_stmt *st =
+        pds_sqlx_prepare_texts(c, "SELECT status FROM account WHERE did = ?1", 1, &did);
     pds_status s = PDS_ST_ACTIVE;
     *found = st && sqlite3_step(st) == SQLITE_ROW;
     if (*found) {
@@ -468,8 +457,11 @@ static int repo_status_fn(void *vctx, sqlite3 *c, atp_err *err)
 {
     repo_status *out = ((void **)vctx)[0];
     const char *did = ((void **)vctx)[1];
-    sqlite3_stmt *st = prep(c, "SELECT takedown_ref, deactivated_at, status FROM account"
-                               " WHERE did = ?1 AND status != 'deleted'", 1, &did);
+    sqlite3_stmt *st =
+        pds_sqlx_prepare_texts(c,
+                               "SELECT takedown_ref, deactivated_at, status FROM account"
+                               " WHERE did = ?1 AND status != 'deleted'",
+                               1, &did);
     int step = st ? sqlite3_step(st) : SQLITE_ERROR;
     memset(out, 0, sizeof *out);
     out->found = step == SQLITE_ROW;
@@ -480,7 +472,7 @@ static int repo_status_fn(void *vctx, sqlite3 *c, atp_err *err)
         out->deactivated = col_text(st, 1) || strcmp(col_text(st, 2), "deactivated") == 0;
     }
     sqlite3_finalize(st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : sql_fail(c, err);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : pds_sqlx_fail(c, err, "sqlite");
 }
 
 /* The status of `s` into o (subject and takedown, deactivated for accounts). ATP_ENOTFOUND
@@ -695,15 +687,18 @@ static int email_fn(void *vctx, sqlite3 *c, atp_err *err)
 {
     email_job *j = vctx;
     const char *a[] = {j->did, j->email};
-    sqlite3_stmt *st = prep(c, "UPDATE account SET email = ?2, email_confirmed_at = NULL"
-                               " WHERE did = ?1", 2, a);
+    sqlite3_stmt *st =
+        pds_sqlx_prepare_texts(c,
+                               "UPDATE account SET email = ?2, email_confirmed_at = NULL"
+                               " WHERE did = ?1",
+                               2, a);
     int step = st ? sqlite3_step(st) : SQLITE_ERROR;
     sqlite3_finalize(st);
     if (step == SQLITE_CONSTRAINT) {
         return atp_err_set(err, ATP_ECONFLICT, 0, "email taken");
     }
     if (step != SQLITE_DONE) {
-        return sql_fail(c, err);
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     /* Tokens mailed to the old address must not work any more (the reference drops them). */
     return exec1(c, "DELETE FROM email_token WHERE did = ?1", 1, a, err);
@@ -968,10 +963,11 @@ static const char PAGE_SQL[] =
 static int page_fn(void *vctx, sqlite3 *c, atp_err *err)
 {
     codes_page *p = vctx;
-    sqlite3_stmt *st = prep(c, PAGE_SQL, 2, (const char *const[]){p->after_key, p->after_code});
+    sqlite3_stmt *st =
+        pds_sqlx_prepare_texts(c, PAGE_SQL, 2, (const char *const[]){p->after_key, p->after_code});
     int step;
     if (!st) {
-        return sql_fail(c, err);
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     sqlite3_bind_int(st, 3, p->limit);
     sqlite3_bind_int(st, 4, p->usage);
@@ -981,7 +977,7 @@ static int page_fn(void *vctx, sqlite3 *c, atp_err *err)
                  CURSOR_MAX, col_text(st, 0));
     }
     sqlite3_finalize(st);
-    return step == SQLITE_DONE ? 0 : sql_fail(c, err);
+    return step == SQLITE_DONE ? 0 : pds_sqlx_fail(c, err, "sqlite");
 }
 
 /* sort, limit and cursor of getInviteCodes into p (cursor parts in buf). Error sent. */

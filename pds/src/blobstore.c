@@ -19,6 +19,7 @@
 #include "atp/syntax.h"
 
 #include "actor_store_blob.h"
+#include "sqlx.h"
 
 #define GC_MAX_FILES 1024 /* temporary files examined per account per sweep (rest: next one) */
 
@@ -80,29 +81,6 @@ int pds_blobstore_path(const pds_blobstore *bs, pds_blob_area area, atp_slice di
     return 0;
 }
 
-/* mkdir -p for the few levels under the root. */
-static int ensure_dir(const char *path, atp_err *err)
-{
-    char tmp[PDS_BLOB_PATH_MAX];
-    size_t n = strlen(path);
-    if (n >= sizeof tmp) {
-        return atp_err_set(err, ATP_ELIMIT, 0, "blob path too long");
-    }
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] != '/' && tmp[i] != '\0') {
-            continue;
-        }
-        char c = tmp[i];
-        tmp[i] = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
-            return atp_err_set(err, ATP_EIO, 0, "mkdir %.200s: %s", tmp, strerror(errno));
-        }
-        tmp[i] = c;
-    }
-    return 0;
-}
-
 /* Makes a rename or unlink in `dir` durable. */
 static int sync_dir(const char *dir, atp_err *err)
 {
@@ -138,7 +116,7 @@ int pds_blobstore_open(const pds_config *cfg, pds_blobstore **out, atp_err *err)
     bs->temp_max_age = cfg->blob_temp_max_age > 0 ? cfg->blob_temp_max_age : 3600;
     bs->gc_interval = cfg->blob_gc_interval > 0 ? cfg->blob_gc_interval : 300;
     snprintf(path, sizeof path, "%s/tempt", bs->root);
-    int rc = ensure_dir(path, err);
+    int rc = pds_sqlx_mkdir_p(path, 0755, err);
     if (rc != 0) {
         free(bs);
         return rc;
@@ -210,7 +188,7 @@ int pds_blobstore_stage(pds_blobstore *bs, atp_slice did, atp_slice data, char *
 {
     char dir[PDS_BLOB_PATH_MAX];
     int rc = dir_path(bs, PDS_BLOB_TEMP, did, dir, sizeof dir, err);
-    rc = rc ? rc : ensure_dir(dir, err);
+    rc = rc ? rc : pds_sqlx_mkdir_p(dir, 0755, err);
     if (rc != 0) {
         return rc;
     }
@@ -239,7 +217,7 @@ int pds_blobstore_commit_stage(pds_blobstore *bs, const char *stage, atp_slice d
         return rc;
     }
     parent_of(path, dir);
-    rc = ensure_dir(dir, err);
+    rc = pds_sqlx_mkdir_p(dir, 0755, err);
     if (rc != 0) {
         return rc;
     }
@@ -266,7 +244,7 @@ int pds_blobstore_move(pds_blobstore *bs, atp_slice did, const atp_cid *cid, pds
         return rc;
     }
     parent_of(dst, dir);
-    rc = ensure_dir(dir, err);
+    rc = pds_sqlx_mkdir_p(dir, 0755, err);
     if (rc != 0) {
         return rc;
     }
@@ -559,16 +537,6 @@ static int gc_keep(void *ctx, const atp_cid *cid, bool permanent, atp_err *err)
     return rc;
 }
 
-/* Same text format as the store's createdAt ("YYYY-MM-DDTHH:MM:SS.mmmZ"). */
-static void iso_of(int64_t t, char out[32])
-{
-    struct tm tm;
-    time_t tt = (time_t)t;
-    gmtime_r(&tt, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".000Z");
-}
-
 /* Files of the account's tempt/ folder: stale .part files go at once; CID-named files are
  * collected for the locked pass (up to cap). */
 static size_t scan_temp(const char *dir, int64_t cutoff, atp_cid *out, size_t cap,
@@ -609,7 +577,7 @@ static void sweep_account(pds_blobstore *bs, pds_actor_store *actors, const char
     if (dir_path(bs, PDS_BLOB_TEMP, s.did, dir, sizeof dir, NULL) == 0) {
         n = scan_temp(dir, now - bs->temp_max_age, buf, GC_MAX_FILES, &st->stale_files);
     }
-    iso_of(now - bs->temp_max_age, cutoff);
+    pds_sqlx_time_ms((now - bs->temp_max_age) * 1000, cutoff);
     int rc = pds_actor_blob_gc(actors, s.did, cutoff, buf, n, gc_drop, gc_keep, &s, &deleted,
                                &err);
     if (rc != 0 && rc != ATP_ENOTFOUND) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "atp/buf.h"
+#include "sqlx.h"
 
 struct pds_db {
     sqlite3 *conn;
@@ -55,17 +56,6 @@ static const char *const migrations[] = {
     "CREATE INDEX reserved_signing_key_did ON reserved_signing_key(did);",
 };
 
-static int exec_sql(sqlite3 *c, const char *sql, atp_err *err)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(c, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        atp_err_set(err, ATP_EIO, 0, "sqlite: %.100s", msg ? msg : "?");
-        sqlite3_free(msg);
-        return ATP_EIO;
-    }
-    return 0;
-}
-
 static int read_version(sqlite3 *c)
 {
     sqlite3_stmt *st = NULL;
@@ -82,8 +72,10 @@ static int read_version(sqlite3 *c)
 static int migrate(sqlite3 *c, atp_err *err)
 {
     int v;
-    if (exec_sql(c, "CREATE TABLE IF NOT EXISTS schema_migrations(version INTEGER PRIMARY KEY,"
-                    " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)", err) < 0) {
+    if (pds_sqlx_exec(c,
+                      "CREATE TABLE IF NOT EXISTS schema_migrations(version INTEGER PRIMARY KEY,"
+                      " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+                      err) < 0) {
         return ATP_EIO;
     }
     v = read_version(c);
@@ -94,8 +86,9 @@ static int migrate(sqlite3 *c, atp_err *err)
     for (; v < PDS_DB_SCHEMA_VERSION; v++) {
         char ins[96];
         snprintf(ins, sizeof ins, "INSERT INTO schema_migrations(version) VALUES(%d);", v + 1);
-        if (exec_sql(c, "BEGIN IMMEDIATE", err) < 0 || exec_sql(c, migrations[v], err) < 0 ||
-            exec_sql(c, ins, err) < 0 || exec_sql(c, "COMMIT", err) < 0) {
+        if (pds_sqlx_exec(c, "BEGIN IMMEDIATE", err) < 0 ||
+            pds_sqlx_exec(c, migrations[v], err) < 0 || pds_sqlx_exec(c, ins, err) < 0 ||
+            pds_sqlx_exec(c, "COMMIT", err) < 0) {
             sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
             return ATP_EIO;
         }
@@ -115,9 +108,10 @@ int pds_db_open(const char *path, pds_db **out, atp_err *err)
         return ATP_EIO;
     }
     sqlite3_busy_timeout(c, 10000);
-    rc = exec_sql(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                      " PRAGMA temp_store=MEMORY;",
-                  err);
+    rc = pds_sqlx_exec(c,
+                       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                       " PRAGMA temp_store=MEMORY;",
+                       err);
     if (rc == 0) {
         rc = migrate(c, err);
     }
@@ -147,11 +141,11 @@ int pds_db_txn(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err)
 {
     int rc;
     pthread_mutex_lock(&db->mu);
-    rc = exec_sql(db->conn, "BEGIN IMMEDIATE", err);
+    rc = pds_sqlx_exec(db->conn, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
         rc = fn(ctx, db->conn, err);
         if (rc == 0) {
-            rc = exec_sql(db->conn, "COMMIT", err);
+            rc = pds_sqlx_exec(db->conn, "COMMIT", err);
         }
         if (rc != 0) {
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
@@ -196,27 +190,10 @@ static pds_status status_parse(const char *s)
     return PDS_ST_ACTIVE;
 }
 
-/* Prepares `sql` and binds the text arguments (NULL binds SQL NULL). */
-static sqlite3_stmt *prep(pds_db *db, const char *sql, int n, const char *const *args)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL) != SQLITE_OK) {
-        return NULL;
-    }
-    for (int i = 0; i < n; i++) {
-        if (args[i]) {
-            sqlite3_bind_text(st, i + 1, args[i], -1, SQLITE_TRANSIENT);
-        } else {
-            sqlite3_bind_null(st, i + 1);
-        }
-    }
-    return st;
-}
-
 /* Runs a statement without results; maps constraint failures to ATP_ECONFLICT. */
 static int run(pds_db *db, const char *sql, int n, const char *const *args)
 {
-    sqlite3_stmt *st = prep(db, sql, n, args);
+    sqlite3_stmt *st = pds_sqlx_prepare_texts(db->conn, sql, n, args);
     int rc;
     if (!st) {
         return ATP_EIO;
@@ -247,10 +224,11 @@ static int use_invite(pds_db *db, const char *code, const char *did, const char 
 {
     const char *a[] = {code};
     const char *u[] = {code, did, now};
-    sqlite3_stmt *st = prep(db,
-                            "UPDATE invite_code SET available = available - 1 WHERE code = ?1"
-                            " AND disabled = 0 AND available > 0",
-                            1, a);
+    sqlite3_stmt *st =
+        pds_sqlx_prepare_texts(db->conn,
+                               "UPDATE invite_code SET available = available - 1 WHERE code = ?1"
+                               " AND disabled = 0 AND available > 0",
+                               1, a);
     int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
@@ -272,7 +250,7 @@ static const char *taken_what(pds_db *db, const pds_account *a)
                                       "SELECT 1 FROM account WHERE handle = ?1",
                                       "SELECT 1 FROM account WHERE email = ?1"};
     for (int i = 0; i < 3; i++) {
-        sqlite3_stmt *st = q[i] ? prep(db, sql[i], 1, &q[i]) : NULL;
+        sqlite3_stmt *st = q[i] ? pds_sqlx_prepare_texts(db->conn, sql[i], 1, &q[i]) : NULL;
         bool hit = st && sqlite3_step(st) == SQLITE_ROW;
         sqlite3_finalize(st);
         if (hit) {
@@ -306,10 +284,10 @@ int pds_db_account_create(pds_db *db, const pds_account *a, const char *invite, 
 {
     int rc;
     pthread_mutex_lock(&db->mu);
-    rc = exec_sql(db->conn, "BEGIN IMMEDIATE", err);
+    rc = pds_sqlx_exec(db->conn, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
         rc = account_insert(db, a, invite, err);
-        rc = rc < 0 ? rc : exec_sql(db->conn, "COMMIT", err);
+        rc = rc < 0 ? rc : pds_sqlx_exec(db->conn, "COMMIT", err);
         if (rc < 0) {
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
         }
@@ -328,7 +306,7 @@ int pds_db_account_get(pds_db *db, const char *ident, pds_account *out)
     snprintf(sql, sizeof sql, "SELECT did, handle, email, password_hash, created_at, status"
                               " FROM account WHERE %s = ?1 AND status != 'deleted'", col);
     pthread_mutex_lock(&db->mu);
-    st = prep(db, sql, 1, &ident);
+    st = pds_sqlx_prepare_texts(db->conn, sql, 1, &ident);
     if (!st) {
         rc = ATP_EIO;
     } else if (sqlite3_step(st) == SQLITE_ROW) {
@@ -377,8 +355,10 @@ int pds_db_refresh_add(pds_db *db, const char *id, const char *did, const char *
 
 static int refresh_get_locked(pds_db *db, const char *id, pds_refresh *out)
 {
-    sqlite3_stmt *st = prep(db, "SELECT did, app_password_name, expires_at, next_id"
-                                " FROM refresh_token WHERE id = ?1", 1, &id);
+    sqlite3_stmt *st = pds_sqlx_prepare_texts(db->conn,
+                                              "SELECT did, app_password_name, expires_at, next_id"
+                                              " FROM refresh_token WHERE id = ?1",
+                                              1, &id);
     int rc = ATP_ENOTFOUND;
     if (!st) {
         return ATP_EIO;
@@ -435,11 +415,11 @@ int pds_db_refresh_rotate(pds_db *db, const char *old_id, const char *new_id,
 {
     int rc;
     pthread_mutex_lock(&db->mu);
-    rc = exec_sql(db->conn, "BEGIN IMMEDIATE", NULL);
+    rc = pds_sqlx_exec(db->conn, "BEGIN IMMEDIATE", NULL);
     if (rc == 0) {
         rc = rotate_locked(db, old_id, new_id, new_expires, old_expires_max, existing_next);
         if (rc == 0) {
-            rc = exec_sql(db->conn, "COMMIT", NULL);
+            rc = pds_sqlx_exec(db->conn, "COMMIT", NULL);
         }
         if (rc < 0) {
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
@@ -477,8 +457,11 @@ int pds_db_app_pass_list(pds_db *db, const char *did, cJSON **out)
     sqlite3_stmt *st = NULL;
     cJSON *arr = cJSON_CreateArray();
     pthread_mutex_lock(&db->mu);
-    st = prep(db, "SELECT name, created_at, privileged FROM app_password WHERE did = ?1"
-                  " ORDER BY created_at", 1, &did);
+    st = pds_sqlx_prepare_texts(
+        db->conn,
+        "SELECT name, created_at, privileged FROM app_password WHERE did = ?1"
+        " ORDER BY created_at",
+        1, &did);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", (const char *)sqlite3_column_text(st, 0));
@@ -518,8 +501,9 @@ int pds_db_app_pass_find(pds_db *db, const char *did, bool (*fn)(const char *has
     /* Hashes are copied out first: the slow scrypt checks then run without the mutex. */
     cJSON *rows = cJSON_CreateArray();
     pthread_mutex_lock(&db->mu);
-    st = prep(db, "SELECT name, password_hash, privileged FROM app_password WHERE did = ?1", 1,
-              &did);
+    st = pds_sqlx_prepare_texts(
+        db->conn, "SELECT name, password_hash, privileged FROM app_password WHERE did = ?1", 1,
+        &did);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "n", (const char *)sqlite3_column_text(st, 0));
@@ -559,8 +543,8 @@ int pds_db_invite_create(pds_db *db, const char *code, int uses, const char *for
 static cJSON *invite_uses(pds_db *db, const char *code)
 {
     cJSON *arr = cJSON_CreateArray();
-    sqlite3_stmt *st = prep(db, "SELECT used_by, used_at FROM invite_code_use WHERE code = ?1",
-                            1, &code);
+    sqlite3_stmt *st = pds_sqlx_prepare_texts(
+        db->conn, "SELECT used_by, used_at FROM invite_code_use WHERE code = ?1", 1, &code);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "usedBy", (const char *)sqlite3_column_text(st, 0));
@@ -576,8 +560,11 @@ int pds_db_invite_list(pds_db *db, const char *did, cJSON **out)
     sqlite3_stmt *st = NULL;
     cJSON *arr = cJSON_CreateArray();
     pthread_mutex_lock(&db->mu);
-    st = prep(db, "SELECT code, available, disabled, for_account, created_by, created_at"
-                  " FROM invite_code WHERE for_account = ?1 ORDER BY created_at", 1, &did);
+    st = pds_sqlx_prepare_texts(
+        db->conn,
+        "SELECT code, available, disabled, for_account, created_by, created_at"
+        " FROM invite_code WHERE for_account = ?1 ORDER BY created_at",
+        1, &did);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         cJSON *o = cJSON_CreateObject();
         const char *code = (const char *)sqlite3_column_text(st, 0);
@@ -611,7 +598,8 @@ int pds_db_account_get_key(pds_db *db, const char *did, char key_hex[65])
     sqlite3_stmt *st = NULL;
     int rc = ATP_ENOTFOUND;
     pthread_mutex_lock(&db->mu);
-    st = prep(db, "SELECT signing_key FROM account WHERE did = ?1", 1, &did);
+    st =
+        pds_sqlx_prepare_texts(db->conn, "SELECT signing_key FROM account WHERE did = ?1", 1, &did);
     if (!st) {
         rc = ATP_EIO;
     } else if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 64) {

@@ -112,16 +112,6 @@ static void well_known_did_json(atp_req *r, void *ud)
 
 /* ---- shared helpers ---- */
 
-/* did:key of `k` into out (NUL-terminated). */
-static void didkey_of(const atp_key *k, char out[ATP_DIDKEY_MAX_LEN + 1])
-{
-    atp_buf b;
-    atp_buf_init(&b, ATP_DIDKEY_MAX_LEN);
-    atp_didkey_encode(&b, k);
-    snprintf(out, ATP_DIDKEY_MAX_LEN + 1, "%.*s", (int)b.len, (const char *)b.ptr);
-    atp_buf_release(&b);
-}
-
 /* The account's repo key as did:key; false if it has none. */
 static bool account_didkey(pds_ctx *ctx, const char *did, char out[ATP_DIDKEY_MAX_LEN + 1])
 {
@@ -129,7 +119,7 @@ static bool account_didkey(pds_ctx *ctx, const char *did, char out[ATP_DIDKEY_MA
     if (pds_account_signing_key(ctx, did, &k) < 0) {
         return false;
     }
-    didkey_of(k, out);
+    pds_didkey_format(k, out);
     atp_key_destroy(k);
     return true;
 }
@@ -291,7 +281,7 @@ static void recommended_credentials(atp_req *r, void *ud)
         atp_req_error_status(r, 400, "InvalidRequest", "Account has no signing key");
         return;
     }
-    didkey_of(ctx->plc_rotation_key, rk);
+    pds_didkey_format(ctx->plc_rotation_key, rk);
     o = cJSON_CreateObject();
     if (pds_db_account_get(ctx->db, au.did, &acc) == 0 && acc.handle[0]) {
         snprintf(aka, sizeof aka, "at://%s", acc.handle);
@@ -426,7 +416,7 @@ static bool expect_for(pds_ctx *ctx, const char *did, pds_plc_expect *w,
     if (!account_didkey(ctx, did, sk) || pds_db_account_get(ctx->db, did, acc) < 0) {
         return false;
     }
-    didkey_of(ctx->plc_rotation_key, rk);
+    pds_didkey_format(ctx->plc_rotation_key, rk);
     w->rotation_key = atp_slice_str(rk);
     w->signing_key = atp_slice_str(sk);
     w->endpoint = atp_slice_str(ctx->public_url);

@@ -30,30 +30,23 @@
 #include "password.h"
 #include "pds.h"
 #include "sequencer.h"
+#include "sqlx.h"
 
 #define SWEEP_MAX 1000 /* interrupted deletions finished per start */
-
-static int sql_fail(sqlite3 *c, atp_err *err)
-{
-    return atp_err_set(err, ATP_EIO, 0, "sqlite: %.100s", sqlite3_errmsg(c));
-}
 
 /* Runs `sql` with text parameters ?1.. (NULL binds NULL); *changes (nullable) gets the count. */
 static int run_sql(sqlite3 *c, const char *sql, const char *const *args, int n, int *changes,
                    atp_err *err)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = pds_sqlx_prepare_texts(c, sql, n, args);
     int rc;
-    if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) != SQLITE_OK) {
-        return sql_fail(c, err);
-    }
-    for (int i = 0; i < n; i++) {
-        sqlite3_bind_text(st, i + 1, args[i], -1, SQLITE_STATIC);
+    if (!st) {
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        return sql_fail(c, err);
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     if (changes) {
         *changes = sqlite3_changes(c);
@@ -315,7 +308,7 @@ static int sweep_fn(void *ctx, sqlite3 *c, atp_err *err)
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c, "SELECT did FROM account WHERE status = 'deleted' LIMIT ?1", -1, &st,
                            NULL) != SQLITE_OK) {
-        return sql_fail(c, err);
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     sqlite3_bind_int(st, 1, SWEEP_MAX);
     while (j->n < SWEEP_MAX && sqlite3_step(st) == SQLITE_ROW) {
@@ -369,7 +362,7 @@ static int token_get_fn(void *ctx, sqlite3 *c, atp_err *err)
                            "SELECT token, requested_at FROM email_token"
                            " WHERE purpose = 'delete_account' AND did = ?1",
                            -1, &st, NULL) != SQLITE_OK) {
-        return sql_fail(c, err);
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     sqlite3_bind_text(st, 1, j->did, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {

@@ -159,6 +159,9 @@ const char *pds_json_str(const cJSON *obj, const char *name);
 /* Current time as an RFC 3339 UTC timestamp with milliseconds into out (25 bytes). */
 void pds_now_iso(pds_ctx *ctx, char out[32]);
 
+/* k's public key as "did:key:z..." into out (NUL-terminated). */
+void pds_didkey_format(const atp_key *k, char out[ATP_DIDKEY_MAX_LEN + 1]);
+
 /* ---- routes ---- */
 
 void pds_routes_server(atp_server *s, pds_ctx *ctx);   /* server.c */

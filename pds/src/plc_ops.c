@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "atp/resolve.h"
+#include "sqlx.h"
 
 #define PLC_BODY_MAX (64 * 1024) /* a /log/last answer or an error body we read */
 #define PLC_TIMEOUT_MS 10000
@@ -326,15 +327,6 @@ int pds_plc_post_op(pds_ctx *ctx, const char *did, const atp_plc_op *op, int *st
 
 /* ---- email tokens ---- */
 
-/* Unix seconds as the reference's datetime strings. */
-static void iso_of(int64_t t, char out[32])
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-}
-
 typedef struct token_op {
     const char *did, *purpose, *token;
     char at[32];
@@ -358,7 +350,7 @@ static int token_store(void *ud, sqlite3 *c, atp_err *err)
         rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : atp_err_set(err, ATP_EIO, 0, "sqlite: %s", sqlite3_errmsg(c));
+    return rc == SQLITE_DONE ? 0 : pds_sqlx_fail(c, err, "sqlite");
 }
 
 int pds_email_token_create(pds_ctx *ctx, const char *did, const char *purpose,
@@ -378,7 +370,7 @@ int pds_email_token_create(pds_ctx *ctx, const char *did, const char *purpose,
         tok[j++] = b32[rnd[i] & 31];
     }
     tok[PDS_EMAIL_TOKEN_LEN] = '\0';
-    iso_of(ctx->now(), t.at);
+    pds_sqlx_time_ms(ctx->now() * 1000, t.at);
     if (pds_db_txn(ctx->db, token_store, &t, err) < 0) {
         return ATP_EIO;
     }
@@ -401,7 +393,7 @@ static int exec3(sqlite3 *c, const char *sql, const char *p1, const char *p2, co
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        return atp_err_set(err, ATP_EIO, 0, "sqlite: %.100s", sqlite3_errmsg(c));
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     return 0;
 }
@@ -422,7 +414,7 @@ static int token_take(void *ud, sqlite3 *c, atp_err *err)
                                 -1, &st, NULL);
     if (rc != SQLITE_OK) {
         sqlite3_finalize(st);
-        return atp_err_set(err, ATP_EIO, 0, "sqlite: %s", sqlite3_errmsg(c));
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     sqlite3_bind_text(st, 1, t->purpose, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, t->did, -1, SQLITE_STATIC);
@@ -471,7 +463,7 @@ static int reserved_for(sqlite3 *c, reserve_op *o, atp_err *err)
     if (sqlite3_prepare_v2(c, "SELECT key_did FROM reserved_signing_key WHERE did = ?1 LIMIT 1",
                            -1, &st, NULL) != SQLITE_OK) {
         sqlite3_finalize(st);
-        return atp_err_set(err, ATP_EIO, 0, "sqlite: %.100s", sqlite3_errmsg(c));
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     sqlite3_bind_text(st, 1, o->did, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
@@ -505,16 +497,12 @@ static int fresh_key(reserve_op *o, atp_err *err)
 {
     atp_key *k = NULL;
     uint8_t priv[ATP_KEY_PRIV_LEN];
-    atp_buf b;
     int rc = atp_key_generate(ATP_CURVE_K256, &k, err);
     if (rc == 0) {
         rc = atp_key_export_private(k, priv, err);
     }
     if (rc == 0) {
-        atp_buf_init(&b, ATP_DIDKEY_MAX_LEN);
-        atp_didkey_encode(&b, k);
-        snprintf(o->key_did, sizeof o->key_did, "%.*s", (int)b.len, (const char *)b.ptr);
-        atp_buf_release(&b);
+        pds_didkey_format(k, o->key_did);
         for (size_t i = 0; i < ATP_KEY_PRIV_LEN; i++) {
             snprintf(o->hex + 2 * i, 3, "%02x", priv[i]);
         }
@@ -554,7 +542,7 @@ static int reserve_read(void *ud, sqlite3 *c, atp_err *err)
                            "OR did = ?1 LIMIT 1",
                            -1, &st, NULL) != SQLITE_OK) {
         sqlite3_finalize(st);
-        return atp_err_set(err, ATP_EIO, 0, "sqlite: %.100s", sqlite3_errmsg(c));
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     sqlite3_bind_text(st, 1, g->ident, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 2 * ATP_KEY_PRIV_LEN) {

@@ -6,6 +6,7 @@
 #include "db.h"
 #include "lifecycle.h"
 #include "pds.h"
+#include "sqlx.h"
 
 bool pds_pref_in_namespace(const char *type)
 {
@@ -80,11 +81,6 @@ typedef struct prefs_job {
     cJSON *items; /* put: the new list (borrowed); get: the result (owned by the caller) */
 } prefs_job;
 
-static int sql_fail(sqlite3 *c, atp_err *err)
-{
-    return atp_err_set(err, ATP_EIO, 0, "sqlite: %.100s", sqlite3_errmsg(c));
-}
-
 /* Rows of the namespace visible to the scope, in insertion order. */
 static int read_fn(void *ctx, sqlite3 *c, atp_err *err)
 {
@@ -95,7 +91,7 @@ static int read_fn(void *ctx, sqlite3 *c, atp_err *err)
                            "SELECT name, value_json FROM account_pref WHERE did = ?1"
                            " ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK) {
-        return sql_fail(c, err);
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     sqlite3_bind_text(st, 1, j->did, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -110,7 +106,7 @@ static int read_fn(void *ctx, sqlite3 *c, atp_err *err)
         cJSON_AddItemToArray(j->items, v);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sql_fail(c, err);
+    return rc == SQLITE_DONE ? 0 : pds_sqlx_fail(c, err, "sqlite");
 }
 
 /* Drops what the caller may replace: the namespace, less the full-access-only preference for
@@ -123,13 +119,13 @@ static int delete_visible(sqlite3 *c, const prefs_job *j, atp_err *err)
                            "DELETE FROM account_pref WHERE did = ?1 AND (name = ?2 OR"
                            " substr(name, 1, length(?2) + 1) = ?2 || '.') AND (?3 OR name != ?4)",
                            -1, &st, NULL) != SQLITE_OK) {
-        return sql_fail(c, err);
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     sqlite3_bind_text(st, 1, j->did, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, PDS_PREFS_NAMESPACE, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, j->full);
     sqlite3_bind_text(st, 4, PDS_PREF_FULL_ONLY, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_fail(c, err);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : pds_sqlx_fail(c, err, "sqlite");
     sqlite3_finalize(st);
     return rc;
 }
@@ -162,7 +158,7 @@ static int put_fn(void *ctx, sqlite3 *c, atp_err *err)
     }
     if (sqlite3_prepare_v2(c, "INSERT INTO account_pref(did, name, value_json) VALUES(?1, ?2, ?3)",
                            -1, &st, NULL) != SQLITE_OK) {
-        return sql_fail(c, err);
+        return pds_sqlx_fail(c, err, "sqlite");
     }
     cJSON_ArrayForEach(it, j->items)
     {

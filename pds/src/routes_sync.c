@@ -21,6 +21,7 @@
 #include "actor_store_sync.h"
 #include "db.h"
 #include "pds.h"
+#include "sqlx.h"
 
 #define SYNC_BATCH       (256u << 10) /* bytes read from SQLite per loop turn */
 #define SYNC_STREAMS_MAX 64           /* getRepo streams at once (each holds a connection) */
@@ -402,7 +403,7 @@ static int list_read(void *vctx, sqlite3 *conn, atp_err *err)
                            " AND (?1 IS NULL OR created_at > ?1 OR (created_at = ?1 AND did > ?2))"
                            " ORDER BY created_at, did LIMIT ?3",
                            -1, &st, NULL) != SQLITE_OK) {
-        return atp_err_set(err, ATP_EIO, 0, "listRepos: %s", sqlite3_errmsg(conn));
+        return pds_sqlx_fail(conn, err, "listRepos");
     }
     if (q->has_cursor) {
         sqlite3_bind_text(st, 1, q->after_iso, -1, SQLITE_STATIC);

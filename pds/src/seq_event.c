@@ -177,16 +177,23 @@ static void put_header(atp_buf *out, const char *type)
     atp_cbor_put_int(out, 1);
 }
 
-void pds_seq_frame_info(atp_buf *out, const char *name, const char *message)
+/* The body of #info and error frames: {key: value, "message": message}, message left out when
+ * NULL (the lexicon's optional field). */
+static void put_named_message(atp_buf *out, const char *key, const char *value, const char *message)
 {
-    put_header(out, "#info");
     atp_cbor_put_map(out, message ? 2 : 1);
-    put_key(out, "name");
-    atp_cbor_put_cstr(out, name);
+    put_key(out, key);
+    atp_cbor_put_cstr(out, value);
     if (message) {
         put_key(out, "message");
         atp_cbor_put_cstr(out, message);
     }
+}
+
+void pds_seq_frame_info(atp_buf *out, const char *name, const char *message)
+{
+    put_header(out, "#info");
+    put_named_message(out, "name", name, message);
 }
 
 void pds_seq_frame_error(atp_buf *out, const char *error, const char *message)
@@ -194,13 +201,7 @@ void pds_seq_frame_error(atp_buf *out, const char *error, const char *message)
     atp_cbor_put_map(out, 1);
     put_key(out, "op");
     atp_cbor_put_int(out, -1);
-    atp_cbor_put_map(out, message ? 2 : 1);
-    put_key(out, "error");
-    atp_cbor_put_cstr(out, error);
-    if (message) {
-        put_key(out, "message");
-        atp_cbor_put_cstr(out, message);
-    }
+    put_named_message(out, "error", error, message);
 }
 
 /* Limits of a stored body or a frame's items: the frame bound, the data model's depth. */
@@ -338,14 +339,4 @@ int pds_seq_parse_cursor(atp_slice s, int64_t *out, atp_err *err)
     }
     *out = v;
     return 0;
-}
-
-void pds_seq_time_now(char out[PDS_SEQ_TIME_MAX])
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, PDS_SEQ_TIME_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, PDS_SEQ_TIME_MAX - n, ".%03ldZ", ts.tv_nsec / 1000000L);
 }

@@ -86,7 +86,4 @@ void pds_seq_frame_encode(atp_buf *out, const pds_seq_frame *f);
  * [0, 2^53). ATP_EINVAL otherwise (err->off = the bad character). *out only on success. */
 ATP_NODISCARD int pds_seq_parse_cursor(atp_slice s, int64_t *out, atp_err *err);
 
-/* Current UTC time as RFC 3339 with milliseconds ("2024-05-01T12:00:00.123Z") into out. */
-void pds_seq_time_now(char out[PDS_SEQ_TIME_MAX]);
-
 #endif

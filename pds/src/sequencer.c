@@ -29,6 +29,7 @@
 
 #include "actor_store_int.h"
 #include "seq_event.h"
+#include "sqlx.h"
 
 #define OUTBOX_ROWS        256           /* outbox rows moved per account per round */
 #define REPLAY_ROWS        500           /* repo_seq rows per replay read */
@@ -137,11 +138,6 @@ static void ev_free(ev_list *l)
     memset(l, 0, sizeof *l);
 }
 
-static int sql_err(sqlite3 *db, atp_err *err, const char *what)
-{
-    return atp_err_set(err, ATP_EIO, 0, "%s: %s", what, sqlite3_errmsg(db));
-}
-
 /* Runs one statement with text/int64 arguments ("t" or "i" per argument in `types`). */
 static int sql_run(sqlite3 *db, const char *sql, const char *types, const void *const *args,
                    atp_err *err)
@@ -157,7 +153,7 @@ static int sql_run(sqlite3 *db, const char *sql, const char *types, const void *
         rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_err(db, err, "sequencer");
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : pds_sqlx_fail(db, err, "sequencer");
 }
 
 /* One integer from a query with an optional text argument (0 when no row or NULL). */
@@ -173,7 +169,7 @@ static int sql_int(sqlite3 *db, const char *sql, const char *arg, int64_t *out, 
     }
     *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_err(db, err, "sequencer read");
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : pds_sqlx_fail(db, err, "sequencer read");
 }
 
 /* The highest seq ever given (AUTOINCREMENT keeps it even when the rows are gone). */
@@ -216,9 +212,9 @@ static int append_event(append *ap, sqlite3 *conn, const char *did, const char *
     if (rc < 0) {
         return rc;
     }
-    pds_seq_time_now(now);
+    pds_sqlx_time_now(now);
     if (sqlite3_prepare_v2(conn, sql, -1, &st, NULL) != SQLITE_OK) {
-        return sql_err(conn, err, "repo_seq insert");
+        return pds_sqlx_fail(conn, err, "repo_seq insert");
     }
     sqlite3_bind_int64(st, 1, seq);
     sqlite3_bind_text(st, 2, did, -1, SQLITE_STATIC);
@@ -228,7 +224,7 @@ static int append_event(append *ap, sqlite3 *conn, const char *did, const char *
     if (outbox_id) {
         sqlite3_bind_int64(st, 6, *outbox_id);
     }
-    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_err(conn, err, "repo_seq insert");
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : pds_sqlx_fail(conn, err, "repo_seq insert");
     sqlite3_finalize(st);
     if (rc == 0 && ap->evs) {
         ev_push(ap->evs, seq, atp_buf_slice(&ap->frame));
@@ -327,7 +323,7 @@ static int read_range(void *ctx, sqlite3 *conn, atp_err *err)
                            "SELECT seq, event FROM repo_seq WHERE seq > ?1 AND seq <= ?2"
                            " AND invalidated = 0 ORDER BY seq LIMIT ?3",
                            -1, &st, NULL) != SQLITE_OK) {
-        return sql_err(conn, err, "repo_seq read");
+        return pds_sqlx_fail(conn, err, "repo_seq read");
     }
     sqlite3_bind_int64(st, 1, r->after);
     sqlite3_bind_int64(st, 2, r->upto);
@@ -338,7 +334,7 @@ static int read_range(void *ctx, sqlite3 *conn, atp_err *err)
                 atp_slice_make(p, (size_t)sqlite3_column_bytes(st, 1)));
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_err(conn, err, "repo_seq read");
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pds_sqlx_fail(conn, err, "repo_seq read");
 }
 
 static void post_list(pds_seq *q, ev_list *evs)
@@ -410,7 +406,7 @@ static int outbox_read(void *ctx, pds_actor_view *v, atp_err *err)
     if (sqlite3_prepare_v2(v->db,
                            "SELECT id, eventType, event FROM seq_outbox ORDER BY id LIMIT ?1", -1,
                            &st, NULL) != SQLITE_OK) {
-        return sql_err(v->db, err, "seq_outbox read");
+        return pds_sqlx_fail(v->db, err, "seq_outbox read");
     }
     sqlite3_bind_int(st, 1, OUTBOX_ROWS);
     o->rows = atp_xcalloc(OUTBOX_ROWS, sizeof *o->rows);
@@ -425,7 +421,7 @@ static int outbox_read(void *ctx, pds_actor_view *v, atp_err *err)
         r->len = len;
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sql_err(v->db, err, "seq_outbox read");
+    return rc == SQLITE_DONE ? 0 : pds_sqlx_fail(v->db, err, "seq_outbox read");
 }
 
 static int outbox_delete(void *ctx, pds_actor_view *v, atp_err *err)
@@ -447,14 +443,14 @@ static int already_moved(sqlite3 *conn, const char *did, int64_t id, bool *out, 
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(conn, "SELECT 1 FROM repo_seq WHERE did = ?1 AND outbox_id = ?2", -1,
                            &st, NULL) != SQLITE_OK) {
-        return sql_err(conn, err, "repo_seq lookup");
+        return pds_sqlx_fail(conn, err, "repo_seq lookup");
     }
     sqlite3_bind_text(st, 1, did, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, id);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     *out = rc == SQLITE_ROW;
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_err(conn, err, "repo_seq lookup");
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pds_sqlx_fail(conn, err, "repo_seq lookup");
 }
 
 static int move_fn(void *ctx, sqlite3 *conn, atp_err *err)
@@ -602,13 +598,13 @@ static int outbox_insert(sqlite3 *db, const char *type, atp_slice body, atp_err 
     if (sqlite3_prepare_v2(db, "INSERT INTO seq_outbox(eventType, event, createdAt)"
                                " VALUES (?1, ?2, ?3)",
                            -1, &st, NULL) != SQLITE_OK) {
-        return sql_err(db, err, "seq_outbox insert");
+        return pds_sqlx_fail(db, err, "seq_outbox insert");
     }
-    pds_seq_time_now(now);
+    pds_sqlx_time_now(now);
     sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
     sqlite3_bind_blob(st, 2, body.ptr, (int)body.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_err(db, err, "seq_outbox insert");
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : pds_sqlx_fail(db, err, "seq_outbox insert");
     sqlite3_finalize(st);
     return rc;
 }
@@ -619,7 +615,7 @@ int pds_seq_outbox_sync(sqlite3 *db, atp_slice did, const atp_cid *commit, atp_s
     char now[PDS_SEQ_TIME_MAX];
     atp_buf b;
     atp_buf_init(&b, PDS_SEQ_FRAME_MAX);
-    pds_seq_time_now(now);
+    pds_sqlx_time_now(now);
     int rc = pds_seq_body_sync(&b, did, commit, commit_block, rev, now, err);
     if (rc == 0) {
         rc = outbox_insert(db, "sync", atp_buf_slice(&b), err);
@@ -635,7 +631,7 @@ int pds_seq_commit_hook(void *pctx, sqlite3 *db, atp_slice did, const atp_repo_c
     atp_buf b;
     (void)pctx;
     atp_buf_init(&b, PDS_SEQ_FRAME_MAX);
-    pds_seq_time_now(now);
+    pds_sqlx_time_now(now);
     int rc = pds_seq_body_commit(&b, did, c, now, err);
     if (rc == 0) {
         rc = outbox_insert(db, "commit", atp_buf_slice(&b), err);
@@ -692,7 +688,7 @@ static int append_identity(append *ap, sqlite3 *conn, const char *did, const cha
     char now[PDS_SEQ_TIME_MAX];
     atp_buf b;
     atp_buf_init(&b, 8192);
-    pds_seq_time_now(now);
+    pds_sqlx_time_now(now);
     pds_seq_body_identity(&b, atp_slice_str(did), handle, now);
     int rc = b.err ? atp_err_set(err, ATP_ELIMIT, 0, "identity event too large")
                    : append_event(ap, conn, did, "#identity", atp_buf_slice(&b), NULL, err);
@@ -706,7 +702,7 @@ static int append_account(append *ap, sqlite3 *conn, const char *did, pds_status
     char now[PDS_SEQ_TIME_MAX];
     atp_buf b;
     atp_buf_init(&b, 8192);
-    pds_seq_time_now(now);
+    pds_sqlx_time_now(now);
     pds_seq_body_account(&b, atp_slice_str(did), st == PDS_ST_ACTIVE, status_event(st), now);
     int rc = b.err ? atp_err_set(err, ATP_ELIMIT, 0, "account event too large")
                    : append_event(ap, conn, did, "#account", atp_buf_slice(&b), NULL, err);
@@ -740,7 +736,7 @@ static int update_account(sqlite3 *conn, const char *sql, const char *v, const c
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(conn, sql, -1, &st, NULL) != SQLITE_OK) {
-        return sql_err(conn, err, "account update");
+        return pds_sqlx_fail(conn, err, "account update");
     }
     sqlite3_bind_text(st, 1, v, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, did, -1, SQLITE_STATIC);
@@ -750,7 +746,7 @@ static int update_account(sqlite3 *conn, const char *sql, const char *v, const c
         return atp_err_set(err, ATP_ECONFLICT, 0, "handle already taken");
     }
     if (rc != SQLITE_DONE) {
-        return sql_err(conn, err, "account update");
+        return pds_sqlx_fail(conn, err, "account update");
     }
     return sqlite3_changes(conn) == 0 ? atp_err_set(err, ATP_ENOTFOUND, 0, "no such account")
                                       : 0;
@@ -880,7 +876,7 @@ static int sync_of_head(void *ctx, pds_actor_view *v, atp_err *err)
         rev = atp_repo_rev(v->repo);
         snprintf(revz, sizeof revz, "%.*s", (int)(rev.len < 15 ? rev.len : 15),
                  (const char *)rev.ptr);
-        pds_seq_time_now(now);
+        pds_sqlx_time_now(now);
         rc = pds_seq_body_sync(&c->sync, v->did, atp_repo_head(v->repo), block, revz, now, err);
     }
     atp_arena_destroy(a);
@@ -1165,15 +1161,6 @@ static void *replay_main(void *arg)
 
 /* ---- retention ---- */
 
-static void iso_from_ms(int64_t ms, char out[PDS_SEQ_TIME_MAX])
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(out, PDS_SEQ_TIME_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, PDS_SEQ_TIME_MAX - n, ".%03dZ", (int)(ms % 1000));
-}
-
 typedef struct prune_ctx {
     char cutoff[PDS_SEQ_TIME_MAX];
     int64_t upto;
@@ -1208,7 +1195,7 @@ static void prune(pds_seq *q)
     for (int i = 0; i < 100; i++) {
         prune_ctx p = {{0}, 0};
         atp_err err;
-        iso_from_ms(now_ms - q->retention_ms, p.cutoff);
+        pds_sqlx_time_ms(now_ms - q->retention_ms, p.cutoff);
         if (pds_db_txn(q->ctx->db, prune_fn, &p, &err) < 0) {
             atp_logf(ATP_LOG_WARN, "seq", "pruning: %s", err.msg);
             return;

@@ -242,14 +242,11 @@ static int create_repo(pds_ctx *ctx, atp_req *r, const char *did, const atp_key 
 /* The key is the account's now: its reservation (if any) is dropped. */
 static void unreserve(pds_ctx *ctx, const atp_key *key, const char *did)
 {
-    atp_buf b;
-    atp_buf_init(&b, ATP_DIDKEY_MAX_LEN + 1);
-    atp_didkey_encode(&b, key);
-    atp_buf_append_byte(&b, 0);
-    if (!b.err && pds_signing_key_unreserve(ctx, (const char *)b.ptr, did) < 0) {
+    char key_did[ATP_DIDKEY_MAX_LEN + 1];
+    pds_didkey_format(key, key_did);
+    if (pds_signing_key_unreserve(ctx, key_did, did) < 0) {
         atp_logf(ATP_LOG_WARN, "account", "could not drop the key reservation of %s", did);
     }
-    atp_buf_release(&b);
 }
 
 /* Migration (createAccount with `did`): the caller proves control of the DID with a service

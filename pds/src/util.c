@@ -1,10 +1,11 @@
-/* pds/src/util.c: small request/response helpers shared by every endpoint family. */
+/* pds/src/util.c: small helpers shared by every endpoint family (requests, responses, times,
+ * keys). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pds.h"
+#include "sqlx.h"
 
 int pds_body_json(atp_req *r, cJSON **out)
 {
@@ -48,13 +49,15 @@ const char *pds_json_str(const cJSON *obj, const char *name)
 
 void pds_now_iso(pds_ctx *ctx, char out[32])
 {
-    struct timespec ts;
-    struct tm tm;
     (void)ctx;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    /* Fields reduced to their ranges so the compiler can bound the output. */
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
-             (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
-             tm.tm_sec % 100, (int)(ts.tv_nsec / 1000000) % 1000);
+    pds_sqlx_time_now(out);
+}
+
+void pds_didkey_format(const atp_key *k, char out[ATP_DIDKEY_MAX_LEN + 1])
+{
+    atp_buf b;
+    atp_buf_init(&b, ATP_DIDKEY_MAX_LEN);
+    atp_didkey_encode(&b, k);
+    snprintf(out, ATP_DIDKEY_MAX_LEN + 1, "%.*s", (int)b.len, (const char *)b.ptr);
+    atp_buf_release(&b);
 }

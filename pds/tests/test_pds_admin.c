@@ -113,21 +113,7 @@ static bool new_account(const char *handle, const char *pw, session *s)
 /* A value from the daemon's service database (read-only; WAL lets us read beside it). */
 static long long db_int(const char *sql, const char *arg)
 {
-    char path[256];
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    snprintf(path, sizeof path, "%s/pds/service.sqlite", tmpdir);
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            v = sqlite3_column_int64(st, 0);
-        }
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    return t_service_int("pds", sql, arg);
 }
 
 static long long events(const char *did, const char *type)
@@ -1016,29 +1002,15 @@ static void test_delete_account(void)
 /* The official client: its lexicon checks parse our responses. */
 static void test_official_client(void)
 {
-    char cmd[1024], out[8192] = "";
-    size_t n;
-    FILE *p;
+    char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s %s/pds/tests/admin_interop.mjs http://127.0.0.1:%u "
              "%s/tests/interop adminpw %d 2>&1", ATP_NODE, ATP_SOURCE_DIR, pds.port,
              ATP_SOURCE_DIR, (int)getpid() % 100000);
-    p = popen(cmd, "r");
-    T_TRUE(p != NULL);
-    if (!p) {
-        return;
-    }
-    n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    T_EQ(pclose(p), 0);
-    T_TRUE(strstr(out, "\"ok\":true") != NULL);
-    if (!strstr(out, "\"ok\":true")) {
-        printf("# node: %s\n", out);
-    }
+    t_node_ok(cmd);
 }
 
 int main(void)
 {
-    char cmd[128];
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_pds_admin.XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -1074,12 +1046,6 @@ int main(void)
     }
     t_daemon_stop(&pds, SIGKILL);
     t_daemon_stop(&plc, SIGKILL);
-    curl_global_cleanup();
-    if (t__failed == 0) {
-        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-        if (system(cmd) != 0) {
-            printf("# could not remove %s\n", tmpdir);
-        }
-    }
+    t_cleanup();
     return t_done();
 }

@@ -68,7 +68,6 @@ static void test_official_client_everywhere(void)
 
 int main(void)
 {
-    char cmd[128];
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_pds_e2e.XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -80,12 +79,6 @@ int main(void)
     }
     t_daemon_stop(&pds, SIGKILL);
     t_daemon_stop(&plc, SIGKILL);
-    curl_global_cleanup();
-    if (t__failed == 0) {
-        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-        if (system(cmd) != 0) {
-            printf("# could not remove %s\n", tmpdir);
-        }
-    }
+    t_cleanup();
     return t_done();
 }

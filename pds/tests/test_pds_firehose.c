@@ -923,7 +923,6 @@ static void test_slow_consumer(void)
 
 int main(void)
 {
-    char cmd[128];
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible when run under a pipe */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_firehose.XXXXXX");
@@ -947,12 +946,6 @@ int main(void)
     t_daemon_stop(&pds, SIGKILL);
     t_daemon_stop(&pds_short, SIGKILL);
     t_daemon_stop(&plc, SIGKILL);
-    curl_global_cleanup();
-    if (t__failed == 0) {
-        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-        if (system(cmd) != 0) {
-            printf("# could not remove %s\n", tmpdir);
-        }
-    }
+    t_cleanup();
     return t_done();
 }

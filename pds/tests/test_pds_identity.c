@@ -234,25 +234,10 @@ static resp plc_get(const char *did, const char *what)
 /* #identity events sequenced for `did` (read from the daemon's repo_seq). */
 static int identity_events(const char *did)
 {
-    char path[256];
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int n = -1;
-    snprintf(path, sizeof path, "%s/pds/service.sqlite", tmpdir);
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db,
-                           "SELECT count(*) FROM repo_seq WHERE did = ?1 AND "
-                           "event_type = 'identity'",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_busy_timeout(db, 5000);
-        sqlite3_bind_text(st, 1, did, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            n = sqlite3_column_int(st, 0);
-        }
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
+    return (int)t_service_int("pds",
+                              "SELECT count(*) FROM repo_seq WHERE did = ?1 AND "
+                              "event_type = 'identity'",
+                              did);
 }
 
 static void test_update_handle(void)
@@ -348,15 +333,8 @@ static void test_update_handle_vectors(void)
 static void test_app_password_refused(void)
 {
     session app;
-    char pw[64];
-    resp r = post(pds.port, "com.atproto.server.createAppPassword", bob.access,
-                  "{\"name\":\"identity-test\"}");
-    T_EQ(r.status, 200);
-    snprintf(pw, sizeof pw, "%s", jstr(&r, "password"));
-    resp_free(&r);
-    r = login(pds.port, "bob.test", pw);
-    T_TRUE(session_from(&r, &app));
-    resp_free(&r);
+    resp r;
+    T_TRUE(app_session(pds.port, &bob, "identity-test", &app));
     r = update_handle(&app, "bobby.test");
     T_ERR(r, 401, "InvalidToken");
     resp_free(&r);
@@ -429,11 +407,8 @@ static resp sign_op(const session *s, const char *token, const char *fields)
 /* Ages every stored token past its lifetime (the daemon reads the same file). */
 static void age_tokens(void)
 {
-    char path[256];
-    sqlite3 *db = NULL;
-    snprintf(path, sizeof path, "%s/pds/service.sqlite", tmpdir);
-    T_EQ(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3 *db = t_service_db("pds", SQLITE_OPEN_READWRITE);
+    T_TRUE(db != NULL);
     T_EQ(sqlite3_exec(db, "UPDATE email_token SET requested_at = '2000-01-01T00:00:00.000Z'",
                       NULL, NULL, NULL),
          SQLITE_OK);
@@ -709,15 +684,11 @@ static void check_reserved_lookup(const char *key_did)
     char path[256], got[ATP_DIDKEY_MAX_LEN + 1] = "";
     pds_ctx ctx;
     atp_key *k = NULL;
-    atp_buf b;
     memset(&ctx, 0, sizeof ctx);
     snprintf(path, sizeof path, "%s/pds/service.sqlite", tmpdir);
     T_OK(pds_db_open(path, &ctx.db, NULL));
     T_OK(pds_signing_key_reserved(&ctx, "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", &k));
-    atp_buf_init(&b, ATP_DIDKEY_MAX_LEN);
-    atp_didkey_encode(&b, k);
-    snprintf(got, sizeof got, "%.*s", (int)b.len, (const char *)b.ptr);
-    atp_buf_release(&b);
+    pds_didkey_format(k, got);
     T_STREQ(got, key_did);
     T_TRUE(atp_key_has_private(k));
     atp_key_destroy(k);
@@ -766,26 +737,13 @@ static void test_reserve_signing_key(void)
 /* The official client end to end (identity_interop.mjs). */
 static void test_official_client(void)
 {
-    char cmd[1536], out[8192] = "";
-    size_t n;
-    FILE *p;
+    char cmd[1536];
     snprintf(cmd, sizeof cmd,
              "%s %s/pds/tests/identity_interop.mjs http://127.0.0.1:%u %s/tests/interop %s %s "
              "%d 2>&1",
              ATP_NODE, ATP_SOURCE_DIR, pds.port, ATP_SOURCE_DIR, plc_url, pds.log,
              (int)getpid() % 100000);
-    p = popen(cmd, "r");
-    T_TRUE(p != NULL);
-    if (!p) {
-        return;
-    }
-    n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    T_EQ(pclose(p), 0);
-    T_TRUE(strstr(out, "\"ok\":true") != NULL);
-    if (!strstr(out, "\"ok\":true")) {
-        printf("# node: %s\n", out);
-    }
+    t_node_ok(cmd);
 }
 
 int main(void)
@@ -814,13 +772,6 @@ int main(void)
     T_RUN(test_official_client);
     t_daemon_stop(&pds, SIGKILL);
     t_daemon_stop(&plc, SIGKILL);
-    curl_global_cleanup();
-    if (t__failed == 0) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-        if (system(cmd) != 0) {
-            printf("# could not remove %s\n", tmpdir);
-        }
-    }
+    t_cleanup();
     return t_done();
 }

@@ -86,13 +86,9 @@ static bool token_from_log(const t_daemon *d, char out[12])
 /* Runs one SQL statement on a daemon's service database (WAL: safe beside the daemon). */
 static bool service_sql(const char *name, const char *sql, char *out, size_t cap)
 {
-    char path[256];
-    sqlite3 *db = NULL;
+    sqlite3 *db = t_service_db(name, SQLITE_OPEN_READWRITE);
     sqlite3_stmt *st = NULL;
-    bool ok;
-    snprintf(path, sizeof path, "%s/%s/service.sqlite", tmpdir, name);
-    ok = sqlite3_open(path, &db) == SQLITE_OK && (sqlite3_busy_timeout(db, 5000), true) &&
-         sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK;
+    bool ok = db && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK;
     if (ok) {
         int rc = sqlite3_step(st);
         ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
@@ -241,16 +237,9 @@ static void test_delete_gone(void)
 static void test_delete_needs_full_access(void)
 {
     session s, app;
-    char auth[2200];
     resp r;
     T_TRUE(new_session(oldp.port, "appdel.test", "pw-appdel", &s));
-    r = post(oldp.port, "com.atproto.server.createAppPassword", s.access, "{\"name\":\"a\"}");
-    T_EQ(r.status, 200);
-    snprintf(auth, sizeof auth, "%s", jstr(&r, "password"));
-    resp_free(&r);
-    r = login(oldp.port, "appdel.test", auth);
-    T_TRUE(session_from(&r, &app));
-    resp_free(&r);
+    T_TRUE(app_session(oldp.port, &s, "a", &app));
     r = post(oldp.port, "com.atproto.server.requestAccountDelete", app.access, NULL);
     T_ERR(r, 401, "InvalidToken");
     resp_free(&r);
@@ -319,7 +308,6 @@ static session pref_user;
 static void test_preferences(void)
 {
     session app;
-    char pw[64];
     resp r;
     T_TRUE(new_session(oldp.port, "prefs.test", "pw-prefs", &pref_user));
     r = get(oldp.port, "/xrpc/app.bsky.actor.getPreferences", pref_user.access);
@@ -357,13 +345,7 @@ static void test_preferences(void)
     resp_free(&r);
 
     /* app passwords: personal details hidden, not settable, and kept by their puts */
-    r = post(oldp.port, "com.atproto.server.createAppPassword", pref_user.access,
-             "{\"name\":\"prefs-app\"}");
-    snprintf(pw, sizeof pw, "%s", jstr(&r, "password"));
-    resp_free(&r);
-    r = login(oldp.port, "prefs.test", pw);
-    T_TRUE(session_from(&r, &app));
-    resp_free(&r);
+    T_TRUE(app_session(oldp.port, &pref_user, "prefs-app", &app));
     r = get(oldp.port, "/xrpc/app.bsky.actor.getPreferences", app.access);
     T_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "preferences")), 1);
     resp_free(&r);
@@ -396,25 +378,12 @@ static void test_preferences(void)
 /* The official client's putPreferences / getPreferences and its preference helpers. */
 static void test_preferences_official_client(void)
 {
-    char cmd[1024], out[4096] = "";
-    size_t n;
-    FILE *p;
+    char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "%s %s/pds/tests/lifecycle_prefs.mjs http://127.0.0.1:%u "
              "%s/tests/interop %d 2>&1",
              ATP_NODE, ATP_SOURCE_DIR, oldp.port, ATP_SOURCE_DIR, (int)getpid() % 100000);
-    p = popen(cmd, "r");
-    T_TRUE(p != NULL);
-    if (!p) {
-        return;
-    }
-    n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    T_EQ(pclose(p), 0);
-    T_TRUE(strstr(out, "\"ok\":true") != NULL);
-    if (!strstr(out, "\"ok\":true")) {
-        printf("# node: %s\n", out);
-    }
+    t_node_ok(cmd);
 }
 
 /* ---- migration ---- */
@@ -851,7 +820,6 @@ static void test_migration_blob_refs(void)
 
 int main(void)
 {
-    char cmd[128];
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_pds_lc.XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -877,12 +845,6 @@ int main(void)
     T_EQ(t_daemon_stop(&oldp, SIGTERM), 0);
     T_EQ(t_daemon_stop(&newp, SIGTERM), 0);
     t_daemon_stop(&plc, SIGKILL);
-    curl_global_cleanup();
-    if (t__failed == 0) {
-        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-        if (system(cmd) != 0) {
-            printf("# could not remove %s\n", tmpdir);
-        }
-    }
+    t_cleanup();
     return t_done();
 }

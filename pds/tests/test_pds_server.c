@@ -363,9 +363,7 @@ static void test_invites(void)
  * logic meets our 3 s access tokens. */
 static void test_official_client(void)
 {
-    char cmd[1024], out[4096] = "", code[128];
-    size_t n = 0;
-    FILE *p;
+    char cmd[1024], code[128];
     resp r = post(strict.port, "com.atproto.server.createInviteCode", "Basic YWRtaW46YWRtaW5wdw==",
                   "{\"useCount\":1}");
     snprintf(code, sizeof code, "%s", jstr(&r, "code"));
@@ -373,18 +371,7 @@ static void test_official_client(void)
     snprintf(cmd, sizeof cmd, "%s %s/pds/tests/pds_interop.mjs http://127.0.0.1:%u "
              "%s/tests/interop %d %s 2>&1", ATP_NODE, ATP_SOURCE_DIR, strict.port,
              ATP_SOURCE_DIR, (int)getpid() % 100000, code);
-    p = popen(cmd, "r");
-    T_TRUE(p != NULL);
-    if (!p) {
-        return;
-    }
-    n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    T_EQ(pclose(p), 0);
-    T_TRUE(strstr(out, "\"ok\":true") != NULL);
-    if (!strstr(out, "\"ok\":true")) {
-        printf("# node: %s\n", out);
-    }
+    t_node_ok(cmd);
 }
 
 static void test_expiry_and_rotation(void)
@@ -489,7 +476,6 @@ static void test_config_and_shutdown(void)
 
 int main(void)
 {
-    char cmd[128];
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_pds.XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -515,12 +501,6 @@ int main(void)
     t_daemon_stop(&pds, SIGKILL);
     t_daemon_stop(&strict, SIGKILL);
     t_daemon_stop(&plc, SIGKILL);
-    curl_global_cleanup();
-    if (t__failed == 0) {
-        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-        if (system(cmd) != 0) {
-            printf("# could not remove %s\n", tmpdir);
-        }
-    }
+    t_cleanup();
     return t_done();
 }

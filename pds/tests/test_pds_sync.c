@@ -871,7 +871,6 @@ static void test_large_repo_streams(void)
 
 int main(void)
 {
-    char cmd[128];
     atp_err e;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_pds_sync.XXXXXX");
@@ -897,12 +896,6 @@ int main(void)
     t_daemon_stop(&pds, SIGKILL);
     t_daemon_stop(&plc, SIGKILL);
     atp_key_destroy(g_key);
-    curl_global_cleanup();
-    if (t__failed == 0) {
-        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-        if (system(cmd) != 0) {
-            printf("# could not remove %s\n", tmpdir);
-        }
-    }
+    t_cleanup();
     return t_done();
 }
