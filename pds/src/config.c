@@ -226,7 +226,7 @@ static void set_defaults(pds_config *c)
     c->repo_backfill_limit_ms = 72LL * 3600 * 1000;
     c->log_level = ATP_LOG_INFO;
     c->log_enabled = true;
-    c->workers = 4;
+    c->workers = 16; /* handlers mostly wait on fsync: more writers share each one */
     /* The reference's JSON body limit (xrpc-server) is 100 kB for most methods; applyWrites
      * with 200 writes needs more, so 1 MiB as its repo write limit. */
     c->max_json_body = 1024 * 1024;

@@ -35,7 +35,7 @@
  *   --log-level L     LOG_LEVEL              debug, info, warn, error, off (default info)
  *                     LOG_ENABLED            false: only errors are logged (the reference's name)
  *                     LOG_DESTINATION        log file (default stderr)
- *   --workers N       PDS_WORKERS            worker threads (default 4)
+ *   --workers N       PDS_WORKERS            worker threads (default 16)
  */
 #ifndef PDS_CONFIG_H
 #define PDS_CONFIG_H
