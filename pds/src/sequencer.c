@@ -55,9 +55,8 @@ typedef struct ev_list {
 
 /* A pds_seq_after_write call waiting for a leader to sequence its account. */
 typedef struct waiter {
-    const char *did; /* NULL: a flush marker */
+    const char *did;
     bool done;
-    bool owned; /* queued by after_write: the sequencer thread frees it */
     struct waiter *next;
 } waiter;
 
@@ -100,7 +99,6 @@ struct pds_seq {
     pthread_cond_t cv;  /* after_write waiters */
     pthread_cond_t jcv; /* replay jobs */
     pthread_cond_t pcv; /* the pruner's timer (and its stop) */
-    pthread_cond_t wcv; /* the sequencer thread: queued writes (and its stop) */
     waiter *queue;
     bool leader, stop, dirty;
     job *jobs;
@@ -111,7 +109,7 @@ struct pds_seq {
     _Atomic int64_t current, pruned;
     atomic_ullong events, txns, subscribers, slow;
     int64_t retention_ms;
-    pthread_t replay_thr, prune_thr, seq_thr;
+    pthread_t replay_thr, prune_thr;
     bool threads;
 };
 
@@ -553,9 +551,9 @@ static void lead(pds_seq *q)
     pthread_mutex_unlock(&q->mu);
     pthread_mutex_lock(&q->seq_mu);
     for (w = batch; w; w = w->next) {
-        bool seen = !w->did;
-        for (size_t i = 0; i < n && !seen; i++) {
-            seen = strcmp(dids[i], w->did) == 0;
+        bool seen = false;
+        for (size_t i = 0; i < n; i++) {
+            seen = seen || strcmp(dids[i], w->did) == 0;
         }
         if (!seen) {
             dids[n++] = w->did;
@@ -571,70 +569,29 @@ static void lead(pds_seq *q)
     }
     pthread_mutex_unlock(&q->seq_mu);
     pthread_mutex_lock(&q->mu);
-    while (batch) { /* flush waiters own themselves: read next first */
-        w = batch;
-        batch = w->next;
-        if (w->owned) {
-            free(w);
-        } else {
-            w->done = true;
-        }
+    for (w = batch; w; w = w->next) {
+        w->done = true;
     }
     q->leader = false;
     pthread_cond_broadcast(&q->cv);
 }
 
-/* The sequencer thread: leads every batch of queued writes, and drains the queue before it
- * stops (pds_seq_close), so a clean stop leaves no outbox behind. */
-static void *seq_main(void *arg)
+void pds_seq_after_write(pds_seq *q, const char *did)
 {
-    pds_seq *q = arg;
-    pthread_mutex_lock(&q->mu);
-    while (!q->stop || q->queue) {
-        if (q->queue && !q->leader) {
-            lead(q);
-        } else {
-            pthread_cond_wait(&q->wcv, &q->mu);
-        }
-    }
-    pthread_mutex_unlock(&q->mu);
-    return NULL;
-}
-
-/* Waits until everything queued before the call is sequenced (the marker rides the batch). */
-void pds_seq_flush(pds_seq *q)
-{
-    waiter me = {NULL, false, false, NULL};
-    if (!q) {
+    waiter me = {did, false, NULL};
+    if (!q || !did) {
         return;
     }
     pthread_mutex_lock(&q->mu);
     me.next = q->queue;
     q->queue = &me;
-    pthread_cond_signal(&q->wcv);
     while (!me.done) {
-        pthread_cond_wait(&q->cv, &q->mu);
+        if (!q->leader) {
+            lead(q);
+        } else {
+            pthread_cond_wait(&q->cv, &q->mu);
+        }
     }
-    pthread_mutex_unlock(&q->mu);
-}
-
-void pds_seq_after_write(pds_seq *q, const char *did)
-{
-    if (!q || !did) {
-        return;
-    }
-    /* The write is durable in the account's outbox already: sequencing happens on the
-     * sequencer thread, batched across accounts, without holding the writer for its fsync. */
-    size_t len = strlen(did);
-    waiter *w = atp_xcalloc(1, sizeof *w + len + 1);
-    char *copy = (char *)(w + 1);
-    memcpy(copy, did, len + 1);
-    w->did = copy;
-    w->owned = true;
-    pthread_mutex_lock(&q->mu);
-    w->next = q->queue;
-    q->queue = w;
-    pthread_cond_signal(&q->wcv);
     pthread_mutex_unlock(&q->mu);
 }
 
@@ -1380,7 +1337,6 @@ static pds_seq *seq_alloc(pds_ctx *ctx)
     pthread_cond_init(&q->cv, NULL);
     pthread_cond_init(&q->jcv, NULL);
     pthread_cond_init(&q->pcv, NULL);
-    pthread_cond_init(&q->wcv, NULL);
     q->retention_ms = ctx->cfg && ctx->cfg->repo_backfill_limit_ms > 0
                           ? ctx->cfg->repo_backfill_limit_ms
                           : 72LL * 3600 * 1000;
@@ -1399,7 +1355,6 @@ static void seq_free(pds_seq *q)
     pthread_cond_destroy(&q->cv);
     pthread_cond_destroy(&q->jcv);
     pthread_cond_destroy(&q->pcv);
-    pthread_cond_destroy(&q->wcv);
     free(q);
 }
 
@@ -1419,8 +1374,7 @@ int pds_seq_open(pds_ctx *ctx, pds_seq **out, atp_err *err)
     if (rc == 0) {
         prune(q);
         rc = pthread_create(&q->replay_thr, NULL, replay_main, q) == 0 &&
-                     pthread_create(&q->prune_thr, NULL, prune_main, q) == 0 &&
-                     pthread_create(&q->seq_thr, NULL, seq_main, q) == 0
+                     pthread_create(&q->prune_thr, NULL, prune_main, q) == 0
                  ? 0
                  : atp_err_set(err, ATP_EIO, 0, "sequencer threads");
         q->threads = rc == 0; /* (a failed second create is not undone: start-up aborts) */
@@ -1461,10 +1415,8 @@ void pds_seq_close(pds_seq *q)
     q->srv = NULL; /* the server is gone or going: no more hand-offs to its loop */
     pthread_cond_broadcast(&q->jcv);
     pthread_cond_broadcast(&q->pcv);
-    pthread_cond_broadcast(&q->wcv);
     pthread_mutex_unlock(&q->mu);
     if (q->threads) {
-        pthread_join(q->seq_thr, NULL); /* after it has sequenced what was queued */
         pthread_join(q->replay_thr, NULL);
         pthread_join(q->prune_thr, NULL);
     }

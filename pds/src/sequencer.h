@@ -7,10 +7,9 @@
  * Atomicity with the change an event describes:
  *   - repo commits (and #sync after an import) change an account's own file: the actor store's
  *     commit hook (pds_seq_commit_hook) writes the event into that file's seq_outbox in the
- *     same transaction; the sequencer thread (woken by pds_seq_after_write) then moves it into
- *     repo_seq (assigning seq) and removes it from the outbox. After an unclean stop,
- *     pds_seq_open's recovery moves what is left in any outbox (idempotent: repo_seq has a
- *     unique (did, outbox_id)).
+ *     same transaction; pds_seq_after_write then moves it into repo_seq (assigning seq) and
+ *     removes it from the outbox. After an unclean stop, pds_seq_open's recovery moves what
+ *     is left in any outbox (idempotent: repo_seq has a unique (did, outbox_id)).
  *   - account status and identity changes live in the service database: the pds_seq_set_* and
  *     pds_seq_*_in calls write the change and its event in ONE service-db transaction.
  * Live subscribers get each event after its repo_seq transaction commits (never before it is
@@ -54,16 +53,10 @@ int pds_seq_commit_hook(void *pds_ctx, sqlite3 *db, atp_slice did, const atp_rep
 ATP_NODISCARD int pds_seq_outbox_sync(sqlite3 *db, atp_slice did, const atp_cid *commit,
                                       atp_slice commit_block, const char *rev, atp_err *err);
 
-/* After a write to `did` returned: queues the account for the sequencer thread, which moves
- * its outbox into repo_seq and broadcasts (batched across accounts: one service-db fsync for
- * many writes). Returns at once: the write is already durable in the outbox, and a clean stop
- * (pds_seq_close) or recovery after a crash sequences whatever is left. A failure is logged
- * and left to the next round or to recovery. */
+/* After a write to `did` returned: sequences whatever its outbox holds and broadcasts it.
+ * Returns once the events are in repo_seq (durable). A failure is logged and left to the next
+ * call or to recovery (the write itself is durable either way). */
 void pds_seq_after_write(pds_seq *q, const char *did);
-
-/* Waits until every account queued before the call has been sequenced (tests; callers that
- * need their event in repo_seq before answering). */
-void pds_seq_flush(pds_seq *q);
 
 /* Account status change + #account event (active, status) in one transaction. ATP_ENOTFOUND
  * if no such account. Status "active" (reactivation) also emits #identity (with the stored

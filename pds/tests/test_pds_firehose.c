@@ -307,7 +307,6 @@ static void unit_first_events(void)
     T_EQ(outbox_n(D1), 2);
     T_EQ(pds_seq_current(U.ctx.seq), 0);
     pds_seq_after_write(U.ctx.seq, D1);
-    pds_seq_flush(U.ctx.seq);
     T_EQ(outbox_n(D1), 0);
     T_EQ(pds_seq_current(U.ctx.seq), 2);
     load_rows();
@@ -320,7 +319,6 @@ static void unit_first_events(void)
     T_STREQ(R.v[1].type, "#sync");
     write_post(D1, "r1");
     pds_seq_after_write(U.ctx.seq, D1);
-    pds_seq_flush(U.ctx.seq);
     load_rows();
     T_EQ(R.n, 3);
     T_EQ(last_row()->seq, 3);
