@@ -1254,6 +1254,12 @@ static int open_fn(void *ctx, sqlite3 *conn, atp_err *err)
         rc = sql_int(conn, "SELECT count(*) FROM seq_state WHERE name = ?1", STATE_CLEAN,
                      &o->clean, err);
     }
+    if (rc == 0 && !o->clean) {
+        /* a fresh data directory has no mark yet, and no account whose outbox could matter */
+        int64_t accounts = 0;
+        rc = sql_int(conn, "SELECT count(*) FROM account", NULL, &accounts, err);
+        o->clean = rc == 0 && accounts == 0;
+    }
     if (rc == 0) {
         rc = sql_int(conn, "SELECT CAST(value AS INTEGER) FROM seq_state WHERE name = ?1",
                      STATE_PRUNED, &o->pruned, err);
