@@ -187,11 +187,18 @@ static void store_max(_Atomic int64_t *a, int64_t v)
 
 /* ---- appending events (inside a service-db transaction) ---- */
 
+/* One append lives inside one service-db transaction (init before it, release after), so the
+ * next seq and the prepared statements are read and made once per transaction, not per event:
+ * nothing else writes repo_seq while the transaction holds the database. */
 typedef struct append {
     pds_seq *q;
     atp_arena *arena;
     atp_buf frame;
-    ev_list *evs; /* nullable: frames kept for the broadcast */
+    ev_list *evs;       /* nullable: frames kept for the broadcast */
+    int64_t seq;        /* the last seq given in this transaction */
+    bool have_seq;      /* seq read from sqlite_sequence yet */
+    sqlite3_stmt *ins;  /* INSERT INTO repo_seq, made on first use */
+    sqlite3_stmt *seen; /* the (did, outbox_id) lookup, made on first use */
 } append;
 
 /* Gives `body` the next seq and inserts its frame into repo_seq. */
@@ -201,39 +208,45 @@ static int append_event(append *ap, sqlite3 *conn, const char *did, const char *
     static const char sql[] = "INSERT INTO repo_seq(seq, did, event_type, event, sequenced_at,"
                               " outbox_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
     char now[PDS_SEQ_TIME_MAX];
-    sqlite3_stmt *st = NULL;
-    int64_t seq = 0;
-    int rc = last_seq(conn, &seq, err);
+    int rc = ap->have_seq ? 0 : last_seq(conn, &ap->seq, err);
+    ap->have_seq = rc == 0;
     atp_arena_reset(ap->arena);
     atp_buf_reset(&ap->frame);
     if (rc == 0) {
-        rc = pds_seq_frame_build(&ap->frame, ap->arena, type, body, ++seq, err);
+        rc = pds_seq_frame_build(&ap->frame, ap->arena, type, body, ap->seq + 1, err);
     }
     if (rc < 0) {
         return rc;
     }
     pds_sqlx_time_now(now);
-    if (sqlite3_prepare_v2(conn, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (!ap->ins && sqlite3_prepare_v2(conn, sql, -1, &ap->ins, NULL) != SQLITE_OK) {
         return pds_sqlx_fail(conn, err, "repo_seq insert");
     }
-    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_stmt *st = ap->ins;
+    sqlite3_bind_int64(st, 1, ap->seq + 1);
     sqlite3_bind_text(st, 2, did, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, type + 1, -1, SQLITE_STATIC); /* "commit", as the reference */
     sqlite3_bind_blob(st, 4, ap->frame.ptr, (int)ap->frame.len, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
     if (outbox_id) {
         sqlite3_bind_int64(st, 6, *outbox_id);
+    } else {
+        sqlite3_bind_null(st, 6);
     }
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : pds_sqlx_fail(conn, err, "repo_seq insert");
-    sqlite3_finalize(st);
-    if (rc == 0 && ap->evs) {
-        ev_push(ap->evs, seq, atp_buf_slice(&ap->frame));
+    sqlite3_reset(st);
+    if (rc == 0) {
+        ap->seq++;
+        if (ap->evs) {
+            ev_push(ap->evs, ap->seq, atp_buf_slice(&ap->frame));
+        }
     }
     return rc;
 }
 
 static void append_init(append *ap, pds_seq *q, ev_list *evs)
 {
+    memset(ap, 0, sizeof *ap);
     ap->q = q;
     ap->arena = atp_arena_create(0);
     atp_buf_init(&ap->frame, PDS_SEQ_FRAME_MAX + 64);
@@ -242,6 +255,8 @@ static void append_init(append *ap, pds_seq *q, ev_list *evs)
 
 static void append_release(append *ap)
 {
+    sqlite3_finalize(ap->ins);
+    sqlite3_finalize(ap->seen);
     atp_arena_destroy(ap->arena);
     atp_buf_release(&ap->frame);
 }
@@ -444,17 +459,18 @@ typedef struct move_ctx {
 } move_ctx;
 
 /* Already moved (a recovery after a crash between the two files' commits)? */
-static int already_moved(sqlite3 *conn, const char *did, int64_t id, bool *out, atp_err *err)
+static int already_moved(append *ap, sqlite3 *conn, const char *did, int64_t id, bool *out,
+                         atp_err *err)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(conn, "SELECT 1 FROM repo_seq WHERE did = ?1 AND outbox_id = ?2", -1,
-                           &st, NULL) != SQLITE_OK) {
+    if (!ap->seen && sqlite3_prepare_v2(conn, "SELECT 1 FROM repo_seq WHERE did = ?1 AND"
+                                              " outbox_id = ?2",
+                                        -1, &ap->seen, NULL) != SQLITE_OK) {
         return pds_sqlx_fail(conn, err, "repo_seq lookup");
     }
-    sqlite3_bind_text(st, 1, did, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, id);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    sqlite3_bind_text(ap->seen, 1, did, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ap->seen, 2, id);
+    int rc = sqlite3_step(ap->seen);
+    sqlite3_reset(ap->seen);
     *out = rc == SQLITE_ROW;
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pds_sqlx_fail(conn, err, "repo_seq lookup");
 }
@@ -467,7 +483,7 @@ static int move_fn(void *ctx, sqlite3 *conn, atp_err *err)
             const outbox_row *r = &m->boxes[b].rows[i];
             char type[20];
             bool dup = false;
-            int rc = already_moved(conn, m->boxes[b].did, r->id, &dup, err);
+            int rc = already_moved(&m->ap, conn, m->boxes[b].did, r->id, &dup, err);
             if (rc == 0 && !dup) {
                 snprintf(type, sizeof type, "#%s", r->type);
                 rc = append_event(&m->ap, conn, m->boxes[b].did, type,
