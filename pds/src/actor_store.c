@@ -48,6 +48,7 @@ struct pds_actor_store {
     size_t max_open;
     const atp_lexicon *lex;
     pds_commit_hook hook;
+    pds_commit_done done;
     void *hook_ctx;
     pthread_mutex_t lock;
     pds_actor *list;
@@ -117,6 +118,29 @@ static int db_prep(pds_actor *act, const char *sql, sqlite3_stmt **st, atp_err *
     }
     *st = act->stmt[i];
     return 0;
+}
+
+/* Runs one cached statement that returns no row: the transaction control of every write
+ * (BEGIN, SAVEPOINT, COMMIT...), which sqlite3_exec would parse again each time. */
+static int db_run(pds_actor *act, const char *sql, atp_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = db_prep(act, sql, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    return step == SQLITE_DONE ? 0 : pds_sqlx_fail(act->db, err, sql);
+}
+
+/* Hands what the commit hook staged to the done callback, once the outcome is known. */
+static void staged_end(pds_actor_store *s, pds_actor *act, void **staged, bool durable)
+{
+    if (*staged && s->done) {
+        s->done(s->hook_ctx, atp_slice_str(act->did), *staged, durable);
+    }
+    *staged = NULL;
 }
 
 /* ---- paths ---- */
@@ -394,6 +418,7 @@ int pds_actor_store_open(const pds_actor_store_opts *opts, pds_actor_store **out
     s->max_open = opts->max_open ? opts->max_open : PDS_ACTOR_MAX_OPEN_DEFAULT;
     s->lex = opts->lex;
     s->hook = opts->hook;
+    s->done = opts->done;
     s->hook_ctx = opts->hook_ctx;
     pthread_mutex_init(&s->lock, NULL);
     *out = s;
@@ -651,8 +676,8 @@ static int gc_blocks(pds_actor *act, const atp_repo_commit *c, atp_arena *a, atp
 
 /* Blocks, index, blob links, root and hook of one commit, inside the caller's transaction. */
 static int persist_body(pds_actor_store *s, pds_actor *act, const prep_write *pw, size_t n,
-                        const atp_repo_commit *c, atp_arena *a, const char **errname,
-                        atp_err *err)
+                        const atp_repo_commit *c, atp_arena *a, void **staged,
+                        const char **errname, atp_err *err)
 {
     int rc = atp_blockstore_put_batch(act->bs, c->blocks, c->n_blocks, atp_slice_str(c->rev), err);
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -664,7 +689,7 @@ static int persist_body(pds_actor_store *s, pds_actor *act, const prep_write *pw
     rc = rc ? rc : gc_blocks(act, c, a, err);
     rc = rc ? rc : root_update(act, c, err);
     if (rc == 0 && s->hook) {
-        rc = s->hook(s->hook_ctx, act->db, atp_slice_str(act->did), c, err);
+        rc = s->hook(s->hook_ctx, act->db, atp_slice_str(act->did), c, staged, err);
     }
     return rc;
 }
@@ -673,15 +698,17 @@ static int persist_body(pds_actor_store *s, pds_actor *act, const prep_write *pw
 static int persist(pds_actor_store *s, pds_actor *act, const prep_write *pw, size_t n,
                    const atp_repo_commit *c, atp_arena *a, const char **errname, atp_err *err)
 {
-    int rc = pds_sqlx_exec(act->db, "BEGIN IMMEDIATE", err);
+    void *staged = NULL;
+    int rc = db_run(act, "BEGIN IMMEDIATE", err);
     if (rc != 0) {
         return rc;
     }
-    rc = persist_body(s, act, pw, n, c, a, errname, err);
-    rc = rc ? rc : pds_sqlx_exec(act->db, "COMMIT", err);
+    rc = persist_body(s, act, pw, n, c, a, &staged, errname, err);
+    rc = rc ? rc : db_run(act, "COMMIT", err);
     if (rc != 0) {
-        (void)sqlite3_exec(act->db, "ROLLBACK", NULL, NULL, NULL);
+        (void)db_run(act, "ROLLBACK", NULL);
     }
+    staged_end(s, act, &staged, rc == 0);
     atomic_fetch_add(&s->n_txns, 1);
     return rc;
 }
@@ -892,6 +919,7 @@ typedef struct prep_ctx {
     pds_validate mode;
     atp_arena *a;
     const char **errname;
+    void **staged; /* the commit hook's, for its job */
 } prep_ctx;
 
 static int prep_record(prep_ctx *x, const pds_write *w, prep_write *p, atp_repo_write *rw,
@@ -1017,7 +1045,7 @@ static int apply_locked(prep_ctx *x, const atp_key *key, const pds_write *writes
         set_name(x->errname, repo_errname(rc));
         return rc;
     }
-    rc = persist_body(x->s, x->act, pw, k, &c, x->a, x->errname, err);
+    rc = persist_body(x->s, x->act, pw, k, &c, x->a, x->staged, x->errname, err);
     rc = rc ? rc : atp_repo_accept(repo, &c, err);
     if (rc == 0) {
         out->commit.cid = c.cid;
@@ -1039,6 +1067,7 @@ typedef struct apply_job {
     atp_err err;
     int rc;
     bool done;
+    void *staged; /* what the commit hook left for after COMMIT */
     struct apply_job *next;
 } apply_job;
 
@@ -1051,26 +1080,29 @@ static void run_job(pds_actor_store *s, pds_actor *act, apply_job *j)
         j->rc = atp_err_set(&j->err, ATP_ENOTFOUND, 0, "Could not find repo for DID: %s", act->did);
         return;
     }
-    j->rc = pds_sqlx_exec(act->db, "SAVEPOINT job", &j->err);
+    j->rc = db_run(act, "SAVEPOINT job", &j->err);
     if (j->rc != 0) {
         return;
     }
-    prep_ctx x = {s, act, j->validate, j->a, &j->name};
+    prep_ctx x = {s, act, j->validate, j->a, &j->name, &j->staged};
     j->rc = apply_locked(&x, j->key, j->writes, j->n, j->swap_commit, &j->out, &j->err);
     if (j->rc != 0) {
-        (void)sqlite3_exec(act->db, "ROLLBACK TO job", NULL, NULL, NULL);
+        (void)db_run(act, "ROLLBACK TO job", NULL);
+        staged_end(s, act, &j->staged, false);
     } else if (j->out.committed) {
         atomic_fetch_add(&s->n_commits, 1);
     }
-    (void)sqlite3_exec(act->db, "RELEASE job", NULL, NULL, NULL);
+    (void)db_run(act, "RELEASE job", NULL);
 }
 
 /* A failed COMMIT undid commits the handle already accepted: every job fails, and the handle
  * goes back to the stored head. */
-static void batch_failed(pds_actor *act, apply_job *batch, const atp_err *why)
+static void batch_failed(pds_actor_store *s, pds_actor *act, apply_job *batch,
+                         const atp_err *why)
 {
-    (void)sqlite3_exec(act->db, "ROLLBACK", NULL, NULL, NULL);
+    (void)db_run(act, "ROLLBACK", NULL);
     for (apply_job *j = batch; j; j = j->next) {
+        staged_end(s, act, &j->staged, false);
         if (j->rc == 0) {
             j->rc = ATP_EIO;
             j->name = "InternalServerError";
@@ -1090,7 +1122,7 @@ static void run_batch(pds_actor_store *s, pds_actor *act, apply_job *batch)
 {
     atp_err e;
     pthread_mutex_lock(&act->lock);
-    if (pds_sqlx_exec(act->db, "BEGIN IMMEDIATE", &e) != 0) {
+    if (db_run(act, "BEGIN IMMEDIATE", &e) != 0) {
         for (apply_job *j = batch; j; j = j->next) {
             j->rc = ATP_EIO;
             j->err = e;
@@ -1101,8 +1133,12 @@ static void run_batch(pds_actor_store *s, pds_actor *act, apply_job *batch)
     for (apply_job *j = batch; j; j = j->next) {
         run_job(s, act, j);
     }
-    if (pds_sqlx_exec(act->db, "COMMIT", &e) != 0) {
-        batch_failed(act, batch, &e);
+    if (db_run(act, "COMMIT", &e) != 0) {
+        batch_failed(s, act, batch, &e);
+    } else {
+        for (apply_job *j = batch; j; j = j->next) {
+            staged_end(s, act, &j->staged, true);
+        }
     }
     atomic_fetch_add(&s->n_txns, 1);
     pthread_mutex_unlock(&act->lock);

@@ -50,16 +50,24 @@ typedef struct pds_actor_store pds_actor_store;
  * root are written and before COMMIT: a non-zero return rolls that commit back (its savepoint)
  * and is returned by its write. Commits of one group share the transaction, so what the hook
  * writes becomes durable, or not, with them. `db` is the account's connection (borrowed for the
- * call). Nothing is durable yet when it runs: broadcast only after the write returns. */
+ * call). Nothing is durable yet when it runs: the hook may leave in *staged what it wants back
+ * once the outcome is known (pds_commit_done), e.g. the event it wrote, to hand on in memory. */
 typedef int (*pds_commit_hook)(void *ctx, sqlite3 *db, atp_slice did, const atp_repo_commit *c,
-                               atp_err *err);
+                               void **staged, atp_err *err);
+
+/* Called for each non-NULL *staged a hook left, once the transaction holding it ended:
+ * `durable` when its COMMIT succeeded (the fsync is done), false when the commit was rolled
+ * back. In commit order, with the account still locked, so one account's commits arrive in
+ * their order. Takes ownership of staged. */
+typedef void (*pds_commit_done)(void *ctx, atp_slice did, void *staged, bool durable);
 
 typedef struct pds_actor_store_opts {
     const char *dir;        /* the actors folder (PDS_DATA_DIRECTORY/actors); created */
     size_t max_open;        /* open account files kept; 0 = PDS_ACTOR_MAX_OPEN_DEFAULT */
     const atp_lexicon *lex; /* record schemas (borrowed; nullable = every type unknown) */
     pds_commit_hook hook;   /* nullable */
-    void *hook_ctx;
+    pds_commit_done done;   /* nullable (then nothing may be staged) */
+    void *hook_ctx;         /* both callbacks' ctx */
 } pds_actor_store_opts;
 
 void pds_actor_store_destroy(pds_actor_store *s);

@@ -1,9 +1,12 @@
-/* pds/src/db.c: the service database. One connection behind a mutex: each function is a
- * short critical section, so a group-commit write queue can replace the mutex later. */
+/* pds/src/db.c: the service database. One writer connection behind db->w.mu, plus a pool of
+ * read-only connections, each behind its own mutex: in WAL mode readers never wait for the
+ * writer, in particular not for its COMMIT fsync. Every connection keeps the statements it ran
+ * prepared, so a hot read costs a bind and a step, not a parse. */
 #include "db.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +14,29 @@
 #include "atp/buf.h"
 #include "sqlx.h"
 
-struct pds_db {
-    sqlite3 *conn;
+#define DB_READERS    4  /* reads take microseconds: a few connections serve many workers */
+#define DB_STMT_CACHE 24 /* every SQL literal this file runs on one connection fits */
+#define DB_BUSY_MS    10000
+
+/* A prepared statement, keyed by the address of the SQL string literal it came from. */
+typedef struct stmt_slot {
+    const char *sql;
+    sqlite3_stmt *st;
+} stmt_slot;
+
+/* One connection with its mutex and its statement cache; c and the cache are used only with
+ * mu held. */
+typedef struct db_conn {
+    sqlite3 *c;
     pthread_mutex_t mu;
+    stmt_slot cache[DB_STMT_CACHE];
+    size_t n;
+} db_conn;
+
+struct pds_db {
+    db_conn w;             /* the one writer: every write and transaction */
+    db_conn r[DB_READERS]; /* SQLITE_OPEN_READONLY: reads only */
+    atomic_uint next;      /* where the next reader search starts */
 };
 
 /* Migration i brings the schema from version i to i + 1. */
@@ -96,32 +119,128 @@ static int migrate(sqlite3 *c, atp_err *err)
     return 0;
 }
 
-int pds_db_open(const char *path, pds_db **out, atp_err *err)
+/* The statement for `sql` on dc (dc->mu held), prepared on first use and kept, with args[0..n)
+ * bound as text to ?1..?n (NULL binds SQL NULL). `sql` must be a string literal (or otherwise
+ * live and unchanged as long as dc): its address is the cache key. Once the cache is full the
+ * statement is prepared for this use only. NULL when sql does not prepare. Give it back with
+ * stmt_put. */
+static sqlite3_stmt *stmt_get(db_conn *dc, const char *sql, int n, const char *const *args)
 {
-    sqlite3 *c = NULL;
-    int rc;
-    pds_db *db;
-    if (sqlite3_open_v2(path, &c, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
-        atp_err_set(err, ATP_EIO, 0, "open %.80s: %.60s", path, c ? sqlite3_errmsg(c) : "?");
-        sqlite3_close(c);
+    sqlite3_stmt *st = NULL;
+    for (size_t i = 0; i < dc->n && !st; i++) {
+        if (dc->cache[i].sql == sql) {
+            st = dc->cache[i].st;
+        }
+    }
+    if (!st) {
+        bool keep = dc->n < DB_STMT_CACHE;
+        /* PERSISTENT: sqlite allocates a kept statement outside its small lookaside pool */
+        if (sqlite3_prepare_v3(dc->c, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
+            SQLITE_OK) {
+            sqlite3_finalize(st);
+            return NULL;
+        }
+        if (keep) {
+            dc->cache[dc->n++] = (stmt_slot){sql, st};
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        /* STATIC: the args outlive the step, and stmt_put clears the bindings before return */
+        sqlite3_bind_text(st, i + 1, args[i], -1, SQLITE_STATIC);
+    }
+    return st;
+}
+
+/* Gives back a statement from stmt_get (NULL is a no-op): a cached one is reset, which also
+ * ends its read transaction so the next use sees a fresh snapshot, and its bindings cleared;
+ * an uncached one is finalized. */
+static void stmt_put(db_conn *dc, sqlite3_stmt *st)
+{
+    for (size_t i = 0; i < dc->n; i++) {
+        if (dc->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    }
+    sqlite3_finalize(st);
+}
+
+/* Opens dc->c on `path` (dc->mu already initialized). ATP_EIO with err set on failure. */
+static int conn_open(db_conn *dc, const char *path, int flags, atp_err *err)
+{
+    if (sqlite3_open_v2(path, &dc->c, flags, NULL) != SQLITE_OK) {
+        atp_err_set(err, ATP_EIO, 0, "open %.80s: %.60s", path,
+                    dc->c ? sqlite3_errmsg(dc->c) : "?");
+        sqlite3_close(dc->c);
+        dc->c = NULL;
         return ATP_EIO;
     }
-    sqlite3_busy_timeout(c, 10000);
-    rc = pds_sqlx_exec(c,
-                       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                       " PRAGMA temp_store=MEMORY;",
-                       err);
+    sqlite3_busy_timeout(dc->c, DB_BUSY_MS);
+    return 0;
+}
+
+/* Finalizes dc's cached statements (sqlite3_close refuses a connection that has any), closes
+ * it and destroys its mutex. */
+static void conn_close(db_conn *dc)
+{
+    for (size_t i = 0; i < dc->n; i++) {
+        sqlite3_finalize(dc->cache[i].st);
+    }
+    dc->n = 0;
+    sqlite3_close(dc->c);
+    dc->c = NULL;
+    pthread_mutex_destroy(&dc->mu);
+}
+
+/* The writer: WAL, durable commits, then the schema brought up to date. */
+static int writer_open(db_conn *w, const char *path, atp_err *err)
+{
+    int rc = conn_open(w, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err);
     if (rc == 0) {
-        rc = migrate(c, err);
+        rc = pds_sqlx_exec(w->c,
+                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                           " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+                           err);
+    }
+    return rc == 0 ? migrate(w->c, err) : rc;
+}
+
+/* The readers, opened after the writer made the file WAL and migrated it. NOMUTEX: each is used
+ * only with its own mutex held, so sqlite's per-connection mutex would be a second lock. */
+static int readers_open(pds_db *db, const char *path, atp_err *err)
+{
+    for (int i = 0; i < DB_READERS; i++) {
+        db_conn *r = &db->r[i];
+        int rc = conn_open(r, path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, err);
+        if (rc == 0) {
+            rc = pds_sqlx_exec(r->c, "PRAGMA temp_store=MEMORY;", err);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int pds_db_open(const char *path, pds_db **out, atp_err *err)
+{
+    pds_db *db = atp_xcalloc(1, sizeof *db);
+    int rc;
+    /* every mutex first, so one close path undoes a failure at any step */
+    pthread_mutex_init(&db->w.mu, NULL);
+    for (int i = 0; i < DB_READERS; i++) {
+        pthread_mutex_init(&db->r[i].mu, NULL);
+    }
+    atomic_init(&db->next, 0u);
+    rc = writer_open(&db->w, path, err);
+    if (rc == 0) {
+        rc = readers_open(db, path, err);
     }
     if (rc < 0) {
-        sqlite3_close(c);
+        pds_db_close(db);
         return rc;
     }
-    db = atp_xcalloc(1, sizeof *db);
-    db->conn = c;
-    pthread_mutex_init(&db->mu, NULL);
     *out = db;
     return 0;
 }
@@ -131,45 +250,71 @@ void pds_db_close(pds_db *db)
     if (!db) {
         return;
     }
-    sqlite3_exec(db->conn, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
-    sqlite3_close(db->conn);
-    pthread_mutex_destroy(&db->mu);
+    /* readers first: the checkpoint below then has no reader to wait for */
+    for (int i = 0; i < DB_READERS; i++) {
+        conn_close(&db->r[i]);
+    }
+    if (db->w.c) {
+        sqlite3_exec(db->w.c, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
+    }
+    conn_close(&db->w);
     free(db);
+}
+
+/* A reader for this thread, locked: the first free one from a rotating start (so load spreads
+ * and no thread always scans from 0), else a wait on the start one. Give it back with
+ * reader_put. */
+static db_conn *reader_get(pds_db *db)
+{
+    unsigned start = atomic_fetch_add_explicit(&db->next, 1u, memory_order_relaxed);
+    for (unsigned i = 0; i < DB_READERS; i++) {
+        db_conn *r = &db->r[(start + i) % DB_READERS];
+        if (pthread_mutex_trylock(&r->mu) == 0) {
+            return r;
+        }
+    }
+    db_conn *r = &db->r[start % DB_READERS];
+    pthread_mutex_lock(&r->mu);
+    return r;
+}
+
+static void reader_put(db_conn *r)
+{
+    pthread_mutex_unlock(&r->mu);
 }
 
 int pds_db_txn(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err)
 {
+    sqlite3 *c = db->w.c;
     int rc;
-    pthread_mutex_lock(&db->mu);
-    rc = pds_sqlx_exec(db->conn, "BEGIN IMMEDIATE", err);
+    pthread_mutex_lock(&db->w.mu);
+    rc = pds_sqlx_exec(c, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
-        rc = fn(ctx, db->conn, err);
+        rc = fn(ctx, c, err);
         if (rc == 0) {
-            rc = pds_sqlx_exec(db->conn, "COMMIT", err);
+            rc = pds_sqlx_exec(c, "COMMIT", err);
         }
         if (rc != 0) {
-            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+            sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
         }
     }
-    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->w.mu);
     return rc;
 }
 
 int pds_db_read(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err)
 {
-    int rc;
-    pthread_mutex_lock(&db->mu);
-    rc = fn(ctx, db->conn, err);
-    pthread_mutex_unlock(&db->mu);
+    db_conn *r = reader_get(db);
+    int rc = fn(ctx, r->c, err);
+    reader_put(r);
     return rc;
 }
 
 int pds_db_schema_version(pds_db *db)
 {
-    int v;
-    pthread_mutex_lock(&db->mu);
-    v = read_version(db->conn);
-    pthread_mutex_unlock(&db->mu);
+    db_conn *r = reader_get(db);
+    int v = read_version(r->c);
+    reader_put(r);
     return v;
 }
 
@@ -190,16 +335,17 @@ static pds_status status_parse(const char *s)
     return PDS_ST_ACTIVE;
 }
 
-/* Runs a statement without results; maps constraint failures to ATP_ECONFLICT. */
+/* Runs a statement without results on the writer (its mutex held); maps constraint failures
+ * to ATP_ECONFLICT. */
 static int run(pds_db *db, const char *sql, int n, const char *const *args)
 {
-    sqlite3_stmt *st = pds_sqlx_prepare_texts(db->conn, sql, n, args);
+    sqlite3_stmt *st = stmt_get(&db->w, sql, n, args);
     int rc;
     if (!st) {
         return ATP_EIO;
     }
     rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    stmt_put(&db->w, st);
     if (rc == SQLITE_CONSTRAINT) {
         return ATP_ECONFLICT;
     }
@@ -224,24 +370,22 @@ static int use_invite(pds_db *db, const char *code, const char *did, const char 
 {
     const char *a[] = {code};
     const char *u[] = {code, did, now};
-    sqlite3_stmt *st =
-        pds_sqlx_prepare_texts(db->conn,
-                               "UPDATE invite_code SET available = available - 1 WHERE code = ?1"
-                               " AND disabled = 0 AND available > 0",
-                               1, a);
-    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
+    int rc = run(db,
+                 "UPDATE invite_code SET available = available - 1 WHERE code = ?1"
+                 " AND disabled = 0 AND available > 0",
+                 1, a);
+    if (rc < 0) {
         return ATP_EIO;
     }
-    if (sqlite3_changes(db->conn) != 1) {
+    if (sqlite3_changes(db->w.c) != 1) {
         return ATP_EFORBIDDEN;
     }
     return run(db, "INSERT INTO invite_code_use(code, used_by, used_at) VALUES(?1, ?2, ?3)", 3,
                u);
 }
 
-/* Which unique column a new account collides with (for the error message). */
+/* Which unique column a new account collides with (for the error message); on the writer,
+ * inside the insert's transaction, so the answer cannot go stale before the insert. */
 static const char *taken_what(pds_db *db, const pds_account *a)
 {
     const char *q[] = {a->did, a->handle, a->email[0] ? a->email : NULL};
@@ -250,9 +394,9 @@ static const char *taken_what(pds_db *db, const pds_account *a)
                                       "SELECT 1 FROM account WHERE handle = ?1",
                                       "SELECT 1 FROM account WHERE email = ?1"};
     for (int i = 0; i < 3; i++) {
-        sqlite3_stmt *st = q[i] ? pds_sqlx_prepare_texts(db->conn, sql[i], 1, &q[i]) : NULL;
+        sqlite3_stmt *st = q[i] ? stmt_get(&db->w, sql[i], 1, &q[i]) : NULL;
         bool hit = st && sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_finalize(st);
+        stmt_put(&db->w, st);
         if (hit) {
             return names[i];
         }
@@ -282,31 +426,35 @@ static int account_insert(pds_db *db, const pds_account *a, const char *invite, 
 
 int pds_db_account_create(pds_db *db, const pds_account *a, const char *invite, atp_err *err)
 {
+    sqlite3 *c = db->w.c;
     int rc;
-    pthread_mutex_lock(&db->mu);
-    rc = pds_sqlx_exec(db->conn, "BEGIN IMMEDIATE", err);
+    pthread_mutex_lock(&db->w.mu);
+    rc = pds_sqlx_exec(c, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
         rc = account_insert(db, a, invite, err);
-        rc = rc < 0 ? rc : pds_sqlx_exec(db->conn, "COMMIT", err);
+        rc = rc < 0 ? rc : pds_sqlx_exec(c, "COMMIT", err);
         if (rc < 0) {
-            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+            sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
         }
     }
-    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->w.mu);
     return rc;
 }
 
+#define ACCOUNT_SELECT                                                                             \
+    "SELECT did, handle, email, password_hash, created_at, status FROM account WHERE "
+#define ACCOUNT_LIVE " = ?1 AND status != 'deleted'"
+
 int pds_db_account_get(pds_db *db, const char *ident, pds_account *out)
 {
-    const char *col = strncmp(ident, "did:", 4) == 0 ? "did" : strchr(ident, '@') ? "email"
-                                                                                  : "handle";
-    char sql[160];
-    sqlite3_stmt *st = NULL;
+    /* one literal per lookup column, so each keeps its own prepared statement */
+    static const char *const sql[] = {ACCOUNT_SELECT "did" ACCOUNT_LIVE,
+                                      ACCOUNT_SELECT "email" ACCOUNT_LIVE,
+                                      ACCOUNT_SELECT "handle" ACCOUNT_LIVE};
+    size_t by = strncmp(ident, "did:", 4) == 0 ? 0 : strchr(ident, '@') ? 1 : 2;
+    db_conn *r = reader_get(db);
+    sqlite3_stmt *st = stmt_get(r, sql[by], 1, &ident);
     int rc = ATP_ENOTFOUND;
-    snprintf(sql, sizeof sql, "SELECT did, handle, email, password_hash, created_at, status"
-                              " FROM account WHERE %s = ?1 AND status != 'deleted'", col);
-    pthread_mutex_lock(&db->mu);
-    st = pds_sqlx_prepare_texts(db->conn, sql, 1, &ident);
     if (!st) {
         rc = ATP_EIO;
     } else if (sqlite3_step(st) == SQLITE_ROW) {
@@ -318,8 +466,8 @@ int pds_db_account_get(pds_db *db, const char *ident, pds_account *out)
         out->status = status_parse((const char *)sqlite3_column_text(st, 5));
         rc = 0;
     }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->mu);
+    stmt_put(r, st);
+    reader_put(r);
     return rc;
 }
 
@@ -328,12 +476,12 @@ static int locked_run(pds_db *db, const char *sql, int n, const char *const *arg
                       bool want_change)
 {
     int rc;
-    pthread_mutex_lock(&db->mu);
+    pthread_mutex_lock(&db->w.mu);
     rc = run(db, sql, n, args);
-    if (rc == 0 && want_change && sqlite3_changes(db->conn) == 0) {
+    if (rc == 0 && want_change && sqlite3_changes(db->w.c) == 0) {
         rc = ATP_ENOTFOUND;
     }
-    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->w.mu);
     return rc;
 }
 
@@ -353,12 +501,13 @@ int pds_db_refresh_add(pds_db *db, const char *id, const char *did, const char *
                           " VALUES(?1, ?2, ?3, CAST(?4 AS INTEGER))", 4, a, false);
 }
 
-static int refresh_get_locked(pds_db *db, const char *id, pds_refresh *out)
+/* The token's row on dc (its mutex held): a reader for a plain get, the writer in a rotation. */
+static int refresh_row(db_conn *dc, const char *id, pds_refresh *out)
 {
-    sqlite3_stmt *st = pds_sqlx_prepare_texts(db->conn,
-                                              "SELECT did, app_password_name, expires_at, next_id"
-                                              " FROM refresh_token WHERE id = ?1",
-                                              1, &id);
+    sqlite3_stmt *st = stmt_get(dc,
+                                "SELECT did, app_password_name, expires_at, next_id"
+                                " FROM refresh_token WHERE id = ?1",
+                                1, &id);
     int rc = ATP_ENOTFOUND;
     if (!st) {
         return ATP_EIO;
@@ -370,16 +519,15 @@ static int refresh_get_locked(pds_db *db, const char *id, pds_refresh *out)
         col_copy(st, 3, out->next_id, sizeof out->next_id);
         rc = 0;
     }
-    sqlite3_finalize(st);
+    stmt_put(dc, st);
     return rc;
 }
 
 int pds_db_refresh_get(pds_db *db, const char *id, pds_refresh *out)
 {
-    int rc;
-    pthread_mutex_lock(&db->mu);
-    rc = refresh_get_locked(db, id, out);
-    pthread_mutex_unlock(&db->mu);
+    db_conn *r = reader_get(db);
+    int rc = refresh_row(r, id, out);
+    reader_put(r);
     return rc;
 }
 
@@ -388,7 +536,7 @@ static int rotate_locked(pds_db *db, const char *old_id, const char *new_id, int
 {
     pds_refresh old;
     char ne[24], om[24];
-    int rc = refresh_get_locked(db, old_id, &old);
+    int rc = refresh_row(&db->w, old_id, &old);
     if (rc < 0) {
         return rc;
     }
@@ -413,19 +561,20 @@ int pds_db_refresh_rotate(pds_db *db, const char *old_id, const char *new_id,
                           int64_t new_expires, int64_t old_expires_max,
                           char existing_next[PDS_JTI_MAX + 1])
 {
+    sqlite3 *c = db->w.c;
     int rc;
-    pthread_mutex_lock(&db->mu);
-    rc = pds_sqlx_exec(db->conn, "BEGIN IMMEDIATE", NULL);
+    pthread_mutex_lock(&db->w.mu);
+    rc = pds_sqlx_exec(c, "BEGIN IMMEDIATE", NULL);
     if (rc == 0) {
         rc = rotate_locked(db, old_id, new_id, new_expires, old_expires_max, existing_next);
         if (rc == 0) {
-            rc = pds_sqlx_exec(db->conn, "COMMIT", NULL);
+            rc = pds_sqlx_exec(c, "COMMIT", NULL);
         }
         if (rc < 0) {
-            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+            sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
         }
     }
-    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->w.mu);
     return rc;
 }
 
@@ -454,14 +603,13 @@ int pds_db_app_pass_add(pds_db *db, const char *did, const char *name, const cha
 
 int pds_db_app_pass_list(pds_db *db, const char *did, cJSON **out)
 {
-    sqlite3_stmt *st = NULL;
     cJSON *arr = cJSON_CreateArray();
-    pthread_mutex_lock(&db->mu);
-    st = pds_sqlx_prepare_texts(
-        db->conn,
-        "SELECT name, created_at, privileged FROM app_password WHERE did = ?1"
-        " ORDER BY created_at",
-        1, &did);
+    db_conn *r = reader_get(db);
+    sqlite3_stmt *st = stmt_get(r,
+                                "SELECT name, created_at, privileged FROM app_password"
+                                " WHERE did = ?1 ORDER BY created_at",
+                                1, &did);
+    bool ok = st != NULL;
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", (const char *)sqlite3_column_text(st, 0));
@@ -469,9 +617,9 @@ int pds_db_app_pass_list(pds_db *db, const char *did, cJSON **out)
         cJSON_AddBoolToObject(o, "privileged", sqlite3_column_int(st, 2) != 0);
         cJSON_AddItemToArray(arr, o);
     }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->mu);
-    if (!st) {
+    stmt_put(r, st);
+    reader_put(r);
+    if (!ok) {
         cJSON_Delete(arr);
         return ATP_EIO;
     }
@@ -483,37 +631,43 @@ int pds_db_app_pass_delete(pds_db *db, const char *did, const char *name)
 {
     const char *a[] = {did, name};
     int rc;
-    pthread_mutex_lock(&db->mu);
+    pthread_mutex_lock(&db->w.mu);
     rc = run(db, "DELETE FROM app_password WHERE did = ?1 AND name = ?2", 2, a);
     if (rc == 0) {
         rc = run(db, "DELETE FROM refresh_token WHERE did = ?1 AND app_password_name = ?2", 2,
                  a);
     }
-    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->w.mu);
+    return rc;
+}
+
+/* The app passwords of `did` as [{n: name, h: hash, p: privileged}] (owned) into *rows. */
+static int app_pass_rows(pds_db *db, const char *did, cJSON **rows)
+{
+    cJSON *arr = cJSON_CreateArray();
+    db_conn *r = reader_get(db);
+    sqlite3_stmt *st = stmt_get(
+        r, "SELECT name, password_hash, privileged FROM app_password WHERE did = ?1", 1, &did);
+    int rc = st ? 0 : ATP_EIO;
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "n", (const char *)sqlite3_column_text(st, 0));
+        cJSON_AddStringToObject(o, "h", (const char *)sqlite3_column_text(st, 1));
+        cJSON_AddBoolToObject(o, "p", sqlite3_column_int(st, 2) != 0);
+        cJSON_AddItemToArray(arr, o);
+    }
+    stmt_put(r, st);
+    reader_put(r);
+    *rows = arr;
     return rc;
 }
 
 int pds_db_app_pass_find(pds_db *db, const char *did, bool (*fn)(const char *hash, void *ud),
                          void *ud, char name[PDS_APP_PASS_NAME_MAX + 1], bool *privileged)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = 0;
-    /* Hashes are copied out first: the slow scrypt checks then run without the mutex. */
-    cJSON *rows = cJSON_CreateArray();
-    pthread_mutex_lock(&db->mu);
-    st = pds_sqlx_prepare_texts(
-        db->conn, "SELECT name, password_hash, privileged FROM app_password WHERE did = ?1", 1,
-        &did);
-    while (st && sqlite3_step(st) == SQLITE_ROW) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "n", (const char *)sqlite3_column_text(st, 0));
-        cJSON_AddStringToObject(o, "h", (const char *)sqlite3_column_text(st, 1));
-        cJSON_AddBoolToObject(o, "p", sqlite3_column_int(st, 2) != 0);
-        cJSON_AddItemToArray(rows, o);
-    }
-    rc = st ? 0 : ATP_EIO;
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->mu);
+    cJSON *rows = NULL;
+    /* Hashes are copied out first: the slow scrypt checks then run holding no connection. */
+    int rc = app_pass_rows(db, did, &rows);
     const cJSON *o;
     cJSON_ArrayForEach(o, rows)
     {
@@ -539,32 +693,32 @@ int pds_db_invite_create(pds_db *db, const char *code, int uses, const char *for
                       false);
 }
 
-/* The uses of one code as [{usedBy, usedAt}]. */
-static cJSON *invite_uses(pds_db *db, const char *code)
+/* The uses of one code as [{usedBy, usedAt}], on reader r (its mutex held). */
+static cJSON *invite_uses(db_conn *r, const char *code)
 {
     cJSON *arr = cJSON_CreateArray();
-    sqlite3_stmt *st = pds_sqlx_prepare_texts(
-        db->conn, "SELECT used_by, used_at FROM invite_code_use WHERE code = ?1", 1, &code);
+    sqlite3_stmt *st =
+        stmt_get(r, "SELECT used_by, used_at FROM invite_code_use WHERE code = ?1", 1, &code);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "usedBy", (const char *)sqlite3_column_text(st, 0));
         cJSON_AddStringToObject(o, "usedAt", (const char *)sqlite3_column_text(st, 1));
         cJSON_AddItemToArray(arr, o);
     }
-    sqlite3_finalize(st);
+    stmt_put(r, st);
     return arr;
 }
 
 int pds_db_invite_list(pds_db *db, const char *did, cJSON **out)
 {
-    sqlite3_stmt *st = NULL;
     cJSON *arr = cJSON_CreateArray();
-    pthread_mutex_lock(&db->mu);
-    st = pds_sqlx_prepare_texts(
-        db->conn,
-        "SELECT code, available, disabled, for_account, created_by, created_at"
-        " FROM invite_code WHERE for_account = ?1 ORDER BY created_at",
-        1, &did);
+    db_conn *r = reader_get(db);
+    sqlite3_stmt *st = stmt_get(r,
+                                "SELECT code, available, disabled, for_account, created_by,"
+                                " created_at FROM invite_code WHERE for_account = ?1"
+                                " ORDER BY created_at",
+                                1, &did);
+    bool ok = st != NULL;
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         cJSON *o = cJSON_CreateObject();
         const char *code = (const char *)sqlite3_column_text(st, 0);
@@ -574,12 +728,12 @@ int pds_db_invite_list(pds_db *db, const char *did, cJSON **out)
         cJSON_AddStringToObject(o, "forAccount", (const char *)sqlite3_column_text(st, 3));
         cJSON_AddStringToObject(o, "createdBy", (const char *)sqlite3_column_text(st, 4));
         cJSON_AddStringToObject(o, "createdAt", (const char *)sqlite3_column_text(st, 5));
-        cJSON_AddItemToObject(o, "uses", invite_uses(db, code));
+        cJSON_AddItemToObject(o, "uses", invite_uses(r, code));
         cJSON_AddItemToArray(arr, o);
     }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->mu);
-    if (!st) {
+    stmt_put(r, st);
+    reader_put(r);
+    if (!ok) {
         cJSON_Delete(arr);
         return ATP_EIO;
     }
@@ -595,18 +749,16 @@ int pds_db_account_set_key(pds_db *db, const char *did, const char *key_hex)
 
 int pds_db_account_get_key(pds_db *db, const char *did, char key_hex[65])
 {
-    sqlite3_stmt *st = NULL;
+    db_conn *r = reader_get(db);
+    sqlite3_stmt *st = stmt_get(r, "SELECT signing_key FROM account WHERE did = ?1", 1, &did);
     int rc = ATP_ENOTFOUND;
-    pthread_mutex_lock(&db->mu);
-    st =
-        pds_sqlx_prepare_texts(db->conn, "SELECT signing_key FROM account WHERE did = ?1", 1, &did);
     if (!st) {
         rc = ATP_EIO;
     } else if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 64) {
         col_copy(st, 0, key_hex, 65);
         rc = 0;
     }
-    sqlite3_finalize(st);
-    pthread_mutex_unlock(&db->mu);
+    stmt_put(r, st);
+    reader_put(r);
     return rc;
 }

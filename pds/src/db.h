@@ -2,9 +2,15 @@
  *
  * Accounts, refresh tokens, app passwords, invite codes and email tokens. WAL with
  * synchronous=FULL: a write the client saw acknowledged survives kill -9. The schema is
- * versioned (table schema_migrations; migrations run in order at open). Every access is one
- * small function holding the connection's mutex, so a write queue (group commit) can replace
- * the mutex later without touching callers. All functions are thread-safe.
+ * versioned (table schema_migrations; migrations run in order at open).
+ *
+ * Connections: one writer behind one mutex takes every write and transaction, each a small
+ * function, so a write queue (group commit) can replace the mutex later without touching
+ * callers. Reads (the lookups below and pds_db_read) go to a pool of read-only connections,
+ * each behind its own mutex: under WAL a reader never waits for the writer, nor for its COMMIT
+ * fsync. A read issued after a write's function returned sees that write: each read statement
+ * starts a fresh WAL snapshot. Each connection keeps its statements prepared after first use.
+ * All functions are thread-safe.
  */
 #ifndef PDS_DB_H
 #define PDS_DB_H
@@ -58,8 +64,9 @@ void pds_db_close(pds_db *db); /* NULL is a no-op */
  * email_confirmed_at, invites_disabled; account_pref (did, name = the preference's $type,
  * value_json); reserved_signing_key (key_did, did, private_key hex, created_at).
  *
- * Modules with their own tables (sequencer, admin, preferences...) use the connection through
- * these two calls, so every access still holds the one mutex. */
+ * Modules with their own tables (sequencer, admin, preferences...) use the connections through
+ * these two calls: writes through pds_db_txn, on the writer under its mutex; reads through
+ * pds_db_read, on a pooled reader under that reader's mutex. */
 typedef int (*pds_db_fn)(void *ctx, sqlite3 *conn, atp_err *err);
 
 /* Runs fn inside BEGIN IMMEDIATE ... COMMIT (durable on return: synchronous=FULL); a non-zero
@@ -67,7 +74,10 @@ typedef int (*pds_db_fn)(void *ctx, sqlite3 *conn, atp_err *err);
  * call other pds_db_* functions (the mutex is held) nor end the transaction itself. */
 ATP_NODISCARD int pds_db_txn(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err);
 
-/* Runs fn with the connection for reads (no transaction opened; each statement is atomic). */
+/* Runs fn with a pooled read-only connection (no transaction opened; each statement is atomic
+ * and sees every write committed before it started). A write from fn fails with
+ * SQLITE_READONLY. fn must not call other pds_db_* functions (a reader is held) and must
+ * finalize or reset its statements, since one left mid-step pins an old snapshot. */
 ATP_NODISCARD int pds_db_read(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err);
 
 /* Schema version recorded in the file. */

@@ -138,6 +138,7 @@ static int open_actors(const pds_config *cfg, pds_ctx *ctx)
     o.dir = dir;
     o.lex = g_lex;
     o.hook = pds_seq_commit_hook;
+    o.done = pds_seq_commit_done;
     o.hook_ctx = ctx;
     pds_mailer_log_init(&g_mailer);
     ctx->mailer = &g_mailer;

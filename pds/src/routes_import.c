@@ -82,7 +82,7 @@ static void import_repo(atp_req *r, void *ud)
         import_failed(r, rc, &err);
         return;
     }
-    pds_seq_after_write(ctx->seq, au.did);
+    pds_seq_after_import(ctx->seq, au.did);
     atp_logf(ATP_LOG_INFO, "import", "%s: %zu records, %zu blocks, rev %s", au.did, res.n_records,
              res.n_blocks, res.commit.rev);
     atp_req_respond(r, 200, NULL, atp_slice_make(NULL, 0));

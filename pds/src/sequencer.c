@@ -1,15 +1,16 @@
 /* pds/src/sequencer.c: the durable firehose (sequencer.h).
  *
  * Threads and locks:
- *   - q->mu guards the after_write queue (group commit: one leader drains it for everyone
- *     waiting), the replay jobs and the subscriber list (the loop thread edits the list under
- *     it, and reads it without: it is the only writer).
+ *   - q->mu guards the replay jobs and the subscriber list (the loop thread edits the list
+ *     under it, and reads it without: it is the only writer). The hand-off of repo commits
+ *     from the account files has its own lock (seq_outbox.c).
  *   - q->seq_mu is held across every sequencing transaction and the hand-off of its events to
  *     the loop, so events reach the loop in seq order (subscribers rely on it to drop
  *     duplicates by seq). Order: seq_mu, then the service db mutex or one account's mutex,
  *     never both of those at once.
  *   - a replay thread reads repo_seq for subscribers that asked for a cursor; a pruning thread
- *     drops events older than the retention window.
+ *     drops events older than the retention window; seq_outbox.c's cleaner thread deletes
+ *     moved outbox rows.
  * Seqs come from repo_seq's AUTOINCREMENT counter (sqlite_sequence), read and advanced inside
  * the transaction that inserts: a rolled-back transaction gives its seqs back, so seqs of
  * committed events are contiguous and a gap only means deleted (pruned or invalidated) rows.
@@ -29,9 +30,9 @@
 
 #include "actor_store_int.h"
 #include "seq_event.h"
+#include "seq_int.h"
 #include "sqlx.h"
 
-#define OUTBOX_ROWS        256           /* outbox rows moved per account per round */
 #define REPLAY_ROWS        500           /* repo_seq rows per replay read */
 #define REPLAY_BYTES       (2u << 20)    /* ... and at most these bytes */
 #define REPLAY_HIGH_WATER  (1u << 20)    /* next replay batch once output is below this */
@@ -40,25 +41,7 @@
 #define STATE_CLEAN        "clean_stop"
 #define STATE_PRUNED       "pruned_upto"
 
-/* One sequenced event: its seq and whole frame (owned). */
-typedef struct seq_ev {
-    int64_t seq;
-    uint8_t *bytes;
-    size_t len;
-} seq_ev;
 
-typedef struct ev_list {
-    seq_ev *v;
-    size_t n, cap;
-    size_t bytes;
-} ev_list;
-
-/* A pds_seq_after_write call waiting for a leader to sequence its account. */
-typedef struct waiter {
-    const char *did;
-    bool done;
-    struct waiter *next;
-} waiter;
 
 /* One subscriber (loop thread). */
 typedef struct sub {
@@ -92,30 +75,10 @@ typedef struct bcast {
     ev_list evs;
 } bcast;
 
-struct pds_seq {
-    pds_ctx *ctx;
-    atp_server *srv;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;  /* after_write waiters */
-    pthread_cond_t jcv; /* replay jobs */
-    pthread_cond_t pcv; /* the pruner's timer (and its stop) */
-    waiter *queue;
-    bool leader, stop, dirty;
-    job *jobs;
-    sub *subs;
-    uint64_t next_sub;
-    pthread_mutex_t seq_mu;
-    int64_t posted; /* highest seq handed to the loop (seq_mu) */
-    _Atomic int64_t current, pruned;
-    atomic_ullong events, txns, subscribers, slow;
-    int64_t retention_ms;
-    pthread_t replay_thr, prune_thr;
-    bool threads;
-};
 
 /* ---- small helpers ---- */
 
-static void ev_push(ev_list *l, int64_t seq, atp_slice frame)
+void seq_ev_push(ev_list *l, int64_t seq, atp_slice frame)
 {
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 16;
@@ -129,7 +92,7 @@ static void ev_push(ev_list *l, int64_t seq, atp_slice frame)
     l->n++;
 }
 
-static void ev_free(ev_list *l)
+void seq_ev_free(ev_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         free(l->v[i].bytes);
@@ -139,7 +102,7 @@ static void ev_free(ev_list *l)
 }
 
 /* Runs one statement with text/int64 arguments ("t" or "i" per argument in `types`). */
-static int sql_run(sqlite3 *db, const char *sql, const char *types, const void *const *args,
+int seq_sql_run(sqlite3 *db, const char *sql, const char *types, const void *const *args,
                    atp_err *err)
 {
     sqlite3_stmt *st = NULL;
@@ -157,7 +120,7 @@ static int sql_run(sqlite3 *db, const char *sql, const char *types, const void *
 }
 
 /* One integer from a query with an optional text argument (0 when no row or NULL). */
-static int sql_int(sqlite3 *db, const char *sql, const char *arg, int64_t *out, atp_err *err)
+static int seq_sql_int(sqlite3 *db, const char *sql, const char *arg, int64_t *out, atp_err *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -175,7 +138,7 @@ static int sql_int(sqlite3 *db, const char *sql, const char *arg, int64_t *out, 
 /* The highest seq ever given (AUTOINCREMENT keeps it even when the rows are gone). */
 static int last_seq(sqlite3 *db, int64_t *out, atp_err *err)
 {
-    return sql_int(db, "SELECT seq FROM sqlite_sequence WHERE name = 'repo_seq'", NULL, out, err);
+    return seq_sql_int(db, "SELECT seq FROM sqlite_sequence WHERE name = 'repo_seq'", NULL, out, err);
 }
 
 static void store_max(_Atomic int64_t *a, int64_t v)
@@ -187,22 +150,9 @@ static void store_max(_Atomic int64_t *a, int64_t v)
 
 /* ---- appending events (inside a service-db transaction) ---- */
 
-/* One append lives inside one service-db transaction (init before it, release after), so the
- * next seq and the prepared statements are read and made once per transaction, not per event:
- * nothing else writes repo_seq while the transaction holds the database. */
-typedef struct append {
-    pds_seq *q;
-    atp_arena *arena;
-    atp_buf frame;
-    ev_list *evs;       /* nullable: frames kept for the broadcast */
-    int64_t seq;        /* the last seq given in this transaction */
-    bool have_seq;      /* seq read from sqlite_sequence yet */
-    sqlite3_stmt *ins;  /* INSERT INTO repo_seq, made on first use */
-    sqlite3_stmt *seen; /* the (did, outbox_id) lookup, made on first use */
-} append;
 
 /* Gives `body` the next seq and inserts its frame into repo_seq. */
-static int append_event(append *ap, sqlite3 *conn, const char *did, const char *type,
+int seq_append_event(seq_append *ap, sqlite3 *conn, const char *did, const char *type,
                         atp_slice body, const int64_t *outbox_id, atp_err *err)
 {
     static const char sql[] = "INSERT INTO repo_seq(seq, did, event_type, event, sequenced_at,"
@@ -238,13 +188,13 @@ static int append_event(append *ap, sqlite3 *conn, const char *did, const char *
     if (rc == 0) {
         ap->seq++;
         if (ap->evs) {
-            ev_push(ap->evs, ap->seq, atp_buf_slice(&ap->frame));
+            seq_ev_push(ap->evs, ap->seq, atp_buf_slice(&ap->frame));
         }
     }
     return rc;
 }
 
-static void append_init(append *ap, pds_seq *q, ev_list *evs)
+void seq_append_init(seq_append *ap, pds_seq *q, ev_list *evs)
 {
     memset(ap, 0, sizeof *ap);
     ap->q = q;
@@ -253,7 +203,7 @@ static void append_init(append *ap, pds_seq *q, ev_list *evs)
     ap->evs = evs;
 }
 
-static void append_release(append *ap)
+void seq_append_release(seq_append *ap)
 {
     sqlite3_finalize(ap->ins);
     sqlite3_finalize(ap->seen);
@@ -287,10 +237,10 @@ static void sub_hold(sub *s, const seq_ev *e)
 {
     if (s->pending.bytes + e->len > PENDING_MAX_BYTES) {
         sub_too_slow(s);
-        ev_free(&s->pending);
+        seq_ev_free(&s->pending);
         return;
     }
-    ev_push(&s->pending, e->seq, atp_slice_make(e->bytes, e->len));
+    seq_ev_push(&s->pending, e->seq, atp_slice_make(e->bytes, e->len));
 }
 
 static void fan_out(pds_seq *q, const seq_ev *e)
@@ -318,7 +268,7 @@ static void broadcast_cb(void *arg)
     for (size_t i = 0; i < b->evs.n; i++) {
         fan_out(b->q, &b->evs.v[i]);
     }
-    ev_free(&b->evs);
+    seq_ev_free(&b->evs);
     free(b);
 }
 
@@ -345,7 +295,7 @@ static int read_range(void *ctx, sqlite3 *conn, atp_err *err)
     sqlite3_bind_int64(st, 3, (int64_t)r->max_rows);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && r->evs->bytes < r->max_bytes) {
         const void *p = sqlite3_column_blob(st, 1);
-        ev_push(r->evs, sqlite3_column_int64(st, 0),
+        seq_ev_push(r->evs, sqlite3_column_int64(st, 0),
                 atp_slice_make(p, (size_t)sqlite3_column_bytes(st, 1)));
     }
     sqlite3_finalize(st);
@@ -355,7 +305,7 @@ static int read_range(void *ctx, sqlite3 *conn, atp_err *err)
 static void post_list(pds_seq *q, ev_list *evs)
 {
     if (evs->n == 0 || !q->srv) {
-        ev_free(evs);
+        seq_ev_free(evs);
         return;
     }
     bcast *b = atp_xcalloc(1, sizeof *b);
@@ -367,7 +317,7 @@ static void post_list(pds_seq *q, ev_list *evs)
 
 /* Hands events up to `upto` to the loop, in order: first whatever committed before them that
  * was not posted (events appended by a caller's own transaction), then `evs`. seq_mu held. */
-static void post_events(pds_seq *q, ev_list *evs, int64_t upto)
+void seq_post_events(pds_seq *q, ev_list *evs, int64_t upto)
 {
     int64_t first = evs && evs->n ? evs->v[0].seq : upto + 1;
     while (q->posted < first - 1) {
@@ -386,284 +336,6 @@ static void post_events(pds_seq *q, ev_list *evs, int64_t upto)
         q->posted = upto;
     }
     store_max(&q->current, upto);
-}
-
-/* ---- the outbox: account file -> repo_seq ---- */
-
-typedef struct outbox_row {
-    int64_t id;
-    char type[16];
-    uint8_t *body;
-    size_t len;
-} outbox_row;
-
-typedef struct outbox {
-    const char *did;
-    outbox_row *rows;
-    size_t n;
-} outbox;
-
-static void outbox_free(outbox *o)
-{
-    for (size_t i = 0; i < o->n; i++) {
-        free(o->rows[i].body);
-    }
-    free(o->rows);
-    o->rows = NULL;
-    o->n = 0;
-}
-
-static int outbox_read(void *ctx, pds_actor_view *v, atp_err *err)
-{
-    outbox *o = ctx;
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (sqlite3_prepare_v2(v->db,
-                           "SELECT id, eventType, event FROM seq_outbox ORDER BY id LIMIT ?1", -1,
-                           &st, NULL) != SQLITE_OK) {
-        return pds_sqlx_fail(v->db, err, "seq_outbox read");
-    }
-    sqlite3_bind_int(st, 1, OUTBOX_ROWS);
-    o->rows = atp_xcalloc(OUTBOX_ROWS, sizeof *o->rows);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        outbox_row *r = &o->rows[o->n++];
-        const char *t = (const char *)sqlite3_column_text(st, 1);
-        size_t len = (size_t)sqlite3_column_bytes(st, 2);
-        r->id = sqlite3_column_int64(st, 0);
-        snprintf(r->type, sizeof r->type, "%s", t ? t : "");
-        r->body = atp_xmalloc(len ? len : 1);
-        memcpy(r->body, sqlite3_column_blob(st, 2), len);
-        r->len = len;
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : pds_sqlx_fail(v->db, err, "seq_outbox read");
-}
-
-/* The moved rows leave the outbox without an fsync of their own: losing this delete to a
- * power cut is harmless (repo_seq's unique (did, outbox_id) skips a row moved twice), and it
- * becomes durable with the account's next commit. One fsync less per write. */
-static int outbox_delete(void *ctx, pds_actor_view *v, atp_err *err)
-{
-    const int64_t *upto = ctx;
-    const void *args[] = {upto};
-    (void)sqlite3_exec(v->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-    int rc = sql_run(v->db, "DELETE FROM seq_outbox WHERE id <= ?1", "i", args, err);
-    (void)sqlite3_exec(v->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
-    return rc;
-}
-
-typedef struct move_ctx {
-    append ap;
-    outbox *boxes;
-    size_t n;
-} move_ctx;
-
-/* Already moved (a recovery after a crash between the two files' commits)? */
-static int already_moved(append *ap, sqlite3 *conn, const char *did, int64_t id, bool *out,
-                         atp_err *err)
-{
-    if (!ap->seen && sqlite3_prepare_v2(conn, "SELECT 1 FROM repo_seq WHERE did = ?1 AND"
-                                              " outbox_id = ?2",
-                                        -1, &ap->seen, NULL) != SQLITE_OK) {
-        return pds_sqlx_fail(conn, err, "repo_seq lookup");
-    }
-    sqlite3_bind_text(ap->seen, 1, did, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(ap->seen, 2, id);
-    int rc = sqlite3_step(ap->seen);
-    sqlite3_reset(ap->seen);
-    *out = rc == SQLITE_ROW;
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pds_sqlx_fail(conn, err, "repo_seq lookup");
-}
-
-static int move_fn(void *ctx, sqlite3 *conn, atp_err *err)
-{
-    move_ctx *m = ctx;
-    for (size_t b = 0; b < m->n; b++) {
-        for (size_t i = 0; i < m->boxes[b].n; i++) {
-            const outbox_row *r = &m->boxes[b].rows[i];
-            char type[20];
-            bool dup = false;
-            int rc = already_moved(&m->ap, conn, m->boxes[b].did, r->id, &dup, err);
-            if (rc == 0 && !dup) {
-                snprintf(type, sizeof type, "#%s", r->type);
-                rc = append_event(&m->ap, conn, m->boxes[b].did, type,
-                                  atp_slice_make(r->body, r->len), &r->id, err);
-            }
-            if (rc < 0) {
-                return rc;
-            }
-        }
-    }
-    return 0;
-}
-
-/* Moves one round of the accounts' outboxes (seq_mu held). *more: some outbox had a full
- * round, call again. */
-static int drain_round(pds_seq *q, const char *const *dids, size_t n, bool *more, atp_err *err)
-{
-    move_ctx m;
-    ev_list evs = {0};
-    int64_t cur = 0;
-    int rc = 0;
-    memset(&m, 0, sizeof m);
-    m.boxes = atp_xcalloc(n ? n : 1, sizeof *m.boxes);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        m.boxes[m.n].did = dids[i];
-        rc = pds_actor_store_with(q->ctx->actors, atp_slice_str(dids[i]), false, outbox_read,
-                                  &m.boxes[m.n], err);
-        if (rc == ATP_ENOTFOUND) {
-            rc = 0; /* the account file is gone (deleted account) */
-        }
-        *more = *more || m.boxes[m.n].n == OUTBOX_ROWS;
-        m.n++;
-    }
-    append_init(&m.ap, q, &evs);
-    if (rc == 0) {
-        rc = pds_db_txn(q->ctx->db, move_fn, &m, err);
-    }
-    if (rc == 0) {
-        atomic_fetch_add(&q->txns, 1);
-        atomic_fetch_add(&q->events, evs.n);
-        cur = evs.n ? evs.v[evs.n - 1].seq : 0;
-        post_events(q, &evs, cur > q->posted ? cur : q->posted);
-    }
-    for (size_t i = 0; i < m.n; i++) {
-        int64_t upto = m.boxes[i].n ? m.boxes[i].rows[m.boxes[i].n - 1].id : 0;
-        if (rc == 0 && upto > 0 &&
-            pds_actor_store_with(q->ctx->actors, atp_slice_str(m.boxes[i].did), false,
-                                 outbox_delete, &upto, NULL) < 0) {
-            /* left for the next round: the unique (did, outbox_id) skips it then */
-            q->dirty = true;
-        }
-        outbox_free(&m.boxes[i]);
-    }
-    ev_free(&evs);
-    append_release(&m.ap);
-    free(m.boxes);
-    return rc;
-}
-
-static int drain(pds_seq *q, const char *const *dids, size_t n, atp_err *err)
-{
-    bool more = true;
-    int rc = 0;
-    for (int round = 0; more && rc == 0 && round < 1000; round++) {
-        more = false;
-        rc = drain_round(q, dids, n, &more, err);
-    }
-    return rc;
-}
-
-/* ---- group commit of after_write ---- */
-
-static void lead(pds_seq *q)
-{
-    const char *dids[64];
-    waiter *batch = q->queue, *w;
-    size_t n = 0;
-    atp_err err;
-    q->queue = NULL;
-    q->leader = true;
-    pthread_mutex_unlock(&q->mu);
-    pthread_mutex_lock(&q->seq_mu);
-    for (w = batch; w; w = w->next) {
-        bool seen = false;
-        for (size_t i = 0; i < n; i++) {
-            seen = seen || strcmp(dids[i], w->did) == 0;
-        }
-        if (!seen) {
-            dids[n++] = w->did;
-        }
-        if (n == 64 || (!w->next && n > 0)) {
-            atp_err_clear(&err);
-            if (drain(q, dids, n, &err) < 0) {
-                atp_logf(ATP_LOG_ERROR, "seq", "sequencing: %s", err.msg);
-                q->dirty = true;
-            }
-            n = 0;
-        }
-    }
-    pthread_mutex_unlock(&q->seq_mu);
-    pthread_mutex_lock(&q->mu);
-    for (w = batch; w; w = w->next) {
-        w->done = true;
-    }
-    q->leader = false;
-    pthread_cond_broadcast(&q->cv);
-}
-
-void pds_seq_after_write(pds_seq *q, const char *did)
-{
-    waiter me = {did, false, NULL};
-    if (!q || !did) {
-        return;
-    }
-    pthread_mutex_lock(&q->mu);
-    me.next = q->queue;
-    q->queue = &me;
-    while (!me.done) {
-        if (!q->leader) {
-            lead(q);
-        } else {
-            pthread_cond_wait(&q->cv, &q->mu);
-        }
-    }
-    pthread_mutex_unlock(&q->mu);
-}
-
-/* ---- the commit hook and #sync (inside an account file's transaction) ---- */
-
-static int outbox_insert(sqlite3 *db, const char *type, atp_slice body, atp_err *err)
-{
-    char now[PDS_SEQ_TIME_MAX];
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "INSERT INTO seq_outbox(eventType, event, createdAt)"
-                               " VALUES (?1, ?2, ?3)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        return pds_sqlx_fail(db, err, "seq_outbox insert");
-    }
-    pds_sqlx_time_now(now);
-    sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, body.ptr, (int)body.len, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : pds_sqlx_fail(db, err, "seq_outbox insert");
-    sqlite3_finalize(st);
-    return rc;
-}
-
-int pds_seq_outbox_sync(sqlite3 *db, atp_slice did, const atp_cid *commit, atp_slice commit_block,
-                        const char *rev, atp_err *err)
-{
-    char now[PDS_SEQ_TIME_MAX];
-    atp_buf b;
-    atp_buf_init(&b, PDS_SEQ_FRAME_MAX);
-    pds_sqlx_time_now(now);
-    int rc = pds_seq_body_sync(&b, did, commit, commit_block, rev, now, err);
-    if (rc == 0) {
-        rc = outbox_insert(db, "sync", atp_buf_slice(&b), err);
-    }
-    atp_buf_release(&b);
-    return rc;
-}
-
-int pds_seq_commit_hook(void *pctx, sqlite3 *db, atp_slice did, const atp_repo_commit *c,
-                        atp_err *err)
-{
-    char now[PDS_SEQ_TIME_MAX];
-    atp_buf b;
-    (void)pctx;
-    atp_buf_init(&b, PDS_SEQ_FRAME_MAX);
-    pds_sqlx_time_now(now);
-    int rc = pds_seq_body_commit(&b, did, c, now, err);
-    if (rc == 0) {
-        rc = outbox_insert(db, "commit", atp_buf_slice(&b), err);
-    }
-    /* A new repo is announced as the current state too (reference order: #commit, #sync). */
-    if (rc == 0 && c->since[0] == '\0') {
-        rc = pds_seq_outbox_sync(db, did, &c->cid, c->bytes, c->rev, err);
-    }
-    atp_buf_release(&b);
-    return rc;
 }
 
 /* ---- identity and account events (service database) ---- */
@@ -688,7 +360,7 @@ void pds_seq_after_commit(pds_seq *q)
     }
     pthread_mutex_lock(&q->seq_mu);
     if (pds_db_read(q->ctx->db, read_last, &cur, NULL) == 0) {
-        post_events(q, NULL, cur);
+        seq_post_events(q, NULL, cur);
     }
     pthread_mutex_unlock(&q->seq_mu);
 }
@@ -701,10 +373,10 @@ typedef struct change {
     const char *handle; /* CH_IDENTITY (nullable), CH_HANDLE */
     pds_status st;      /* CH_ACCOUNT, CH_STATUS */
     atp_buf sync;       /* CH_STATUS to active: the #sync body, when there is a repo */
-    append ap;
+    seq_append ap;
 } change;
 
-static int append_identity(append *ap, sqlite3 *conn, const char *did, const char *handle,
+static int append_identity(seq_append *ap, sqlite3 *conn, const char *did, const char *handle,
                            atp_err *err)
 {
     char now[PDS_SEQ_TIME_MAX];
@@ -713,12 +385,12 @@ static int append_identity(append *ap, sqlite3 *conn, const char *did, const cha
     pds_sqlx_time_now(now);
     pds_seq_body_identity(&b, atp_slice_str(did), handle, now);
     int rc = b.err ? atp_err_set(err, ATP_ELIMIT, 0, "identity event too large")
-                   : append_event(ap, conn, did, "#identity", atp_buf_slice(&b), NULL, err);
+                   : seq_append_event(ap, conn, did, "#identity", atp_buf_slice(&b), NULL, err);
     atp_buf_release(&b);
     return rc;
 }
 
-static int append_account(append *ap, sqlite3 *conn, const char *did, pds_status st,
+static int append_account(seq_append *ap, sqlite3 *conn, const char *did, pds_status st,
                           atp_err *err)
 {
     char now[PDS_SEQ_TIME_MAX];
@@ -727,7 +399,7 @@ static int append_account(append *ap, sqlite3 *conn, const char *did, pds_status
     pds_sqlx_time_now(now);
     pds_seq_body_account(&b, atp_slice_str(did), st == PDS_ST_ACTIVE, status_event(st), now);
     int rc = b.err ? atp_err_set(err, ATP_ELIMIT, 0, "account event too large")
-                   : append_event(ap, conn, did, "#account", atp_buf_slice(&b), NULL, err);
+                   : seq_append_event(ap, conn, did, "#account", atp_buf_slice(&b), NULL, err);
     atp_buf_release(&b);
     return rc;
 }
@@ -735,19 +407,19 @@ static int append_account(append *ap, sqlite3 *conn, const char *did, pds_status
 int pds_seq_identity_in(pds_seq *q, sqlite3 *conn, const char *did, const char *handle,
                         atp_err *err)
 {
-    append ap;
-    append_init(&ap, q, NULL);
+    seq_append ap;
+    seq_append_init(&ap, q, NULL);
     int rc = append_identity(&ap, conn, did, handle, err);
-    append_release(&ap);
+    seq_append_release(&ap);
     return rc;
 }
 
 int pds_seq_account_in(pds_seq *q, sqlite3 *conn, const char *did, pds_status st, atp_err *err)
 {
-    append ap;
-    append_init(&ap, q, NULL);
+    seq_append ap;
+    seq_append_init(&ap, q, NULL);
     int rc = append_account(&ap, conn, did, st, err);
-    append_release(&ap);
+    seq_append_release(&ap);
     return rc;
 }
 
@@ -790,7 +462,7 @@ static int status_active_extra(change *c, sqlite3 *conn, atp_err *err)
     sqlite3_finalize(st);
     int rc = append_identity(&c->ap, conn, c->did, handle[0] ? handle : NULL, err);
     if (rc == 0 && c->sync.len > 0) {
-        rc = append_event(&c->ap, conn, c->did, "#sync", atp_buf_slice(&c->sync), NULL, err);
+        rc = seq_append_event(&c->ap, conn, c->did, "#sync", atp_buf_slice(&c->sync), NULL, err);
     }
     return rc;
 }
@@ -802,7 +474,7 @@ static int change_status(change *c, sqlite3 *conn, atp_err *err)
                             pds_status_name(c->st), c->did, err);
     if (rc == 0 && c->st == PDS_ST_DELETED) {
         /* the reference drops a deleted account's history from its replay log */
-        rc = sql_run(conn, "DELETE FROM repo_seq WHERE did = ?1", "t", args, err);
+        rc = seq_sql_run(conn, "DELETE FROM repo_seq WHERE did = ?1", "t", args, err);
     }
     if (rc == 0) {
         rc = append_account(&c->ap, conn, c->did, c->st, err);
@@ -835,17 +507,17 @@ static int run_change(pds_seq *q, change *c, atp_err *err)
     if (!q || !c->did) {
         return atp_err_set(err, ATP_EINVAL, 0, "no sequencer or DID");
     }
-    append_init(&c->ap, q, &evs);
+    seq_append_init(&c->ap, q, &evs);
     pthread_mutex_lock(&q->seq_mu);
     int rc = pds_db_txn(q->ctx->db, change_fn, c, err);
     if (rc == 0) {
         atomic_fetch_add(&q->txns, 1);
         atomic_fetch_add(&q->events, evs.n);
-        post_events(q, &evs, evs.n ? evs.v[evs.n - 1].seq : q->posted);
+        seq_post_events(q, &evs, evs.n ? evs.v[evs.n - 1].seq : q->posted);
     }
     pthread_mutex_unlock(&q->seq_mu);
-    ev_free(&evs);
-    append_release(&c->ap);
+    seq_ev_free(&evs);
+    seq_append_release(&c->ap);
     atp_buf_release(&c->sync);
     return rc;
 }
@@ -991,7 +663,7 @@ static void sub_go_live(sub *s)
             }
         }
     }
-    ev_free(&s->pending);
+    seq_ev_free(&s->pending);
     s->live = true;
 }
 
@@ -1015,7 +687,7 @@ static void replay_cb(void *arg)
             sub_go_live(s);
         }
     }
-    ev_free(&r->evs);
+    seq_ev_free(&r->evs);
     free(r);
 }
 
@@ -1096,7 +768,7 @@ static void fh_close(atp_ws_conn *ws, uint16_t code, void *ud)
     (void)code;
     if (s) {
         sub_unlink(ud, s);
-        ev_free(&s->pending);
+        seq_ev_free(&s->pending);
         free(s);
     }
 }
@@ -1146,7 +818,7 @@ static replay_res *replay_run(pds_seq *q, const job *j)
     atp_err err;
     if (pds_db_read(q->ctx->db, read_range, &rr, &err) < 0) {
         atp_logf(ATP_LOG_WARN, "seq", "replay read: %s", err.msg);
-        ev_free(&r->evs);
+        seq_ev_free(&r->evs);
         sleep_ms(100);
         r->more = true;
         return r;
@@ -1173,7 +845,7 @@ static void *replay_main(void *arg)
         if (q->srv && !q->stop && sub_alive(q, r->sub_id)) {
             atp_server_call_on_loop(q->srv, replay_cb, r);
         } else {
-            ev_free(&r->evs);
+            seq_ev_free(&r->evs);
             free(r);
         }
     }
@@ -1192,7 +864,7 @@ static int prune_fn(void *ctx, sqlite3 *conn, atp_err *err)
 {
     prune_ctx *p = ctx;
     char v[24];
-    int rc = sql_int(conn,
+    int rc = seq_sql_int(conn,
                      "SELECT max(seq) FROM (SELECT seq FROM repo_seq WHERE sequenced_at < ?1"
                      " ORDER BY seq LIMIT 5000)",
                      p->cutoff, &p->upto, err);
@@ -1200,10 +872,10 @@ static int prune_fn(void *ctx, sqlite3 *conn, atp_err *err)
         return rc;
     }
     const void *a1[] = {&p->upto};
-    rc = sql_run(conn, "DELETE FROM repo_seq WHERE seq <= ?1", "i", a1, err);
+    rc = seq_sql_run(conn, "DELETE FROM repo_seq WHERE seq <= ?1", "i", a1, err);
     snprintf(v, sizeof v, "%lld", (long long)p->upto);
     const void *a2[] = {STATE_PRUNED, v};
-    return rc == 0 ? sql_run(conn, "INSERT OR REPLACE INTO seq_state(name, value) VALUES (?1, ?2)",
+    return rc == 0 ? seq_sql_run(conn, "INSERT OR REPLACE INTO seq_state(name, value) VALUES (?1, ?2)",
                              "tt", a2, err)
                    : rc;
 }
@@ -1267,87 +939,21 @@ static int open_fn(void *ctx, sqlite3 *conn, atp_err *err)
     const void *args[] = {STATE_CLEAN};
     int rc = last_seq(conn, &o->last, err);
     if (rc == 0) {
-        rc = sql_int(conn, "SELECT count(*) FROM seq_state WHERE name = ?1", STATE_CLEAN,
+        rc = seq_sql_int(conn, "SELECT count(*) FROM seq_state WHERE name = ?1", STATE_CLEAN,
                      &o->clean, err);
     }
     if (rc == 0 && !o->clean) {
         /* a fresh data directory has no mark yet, and no account whose outbox could matter */
         int64_t accounts = 0;
-        rc = sql_int(conn, "SELECT count(*) FROM account", NULL, &accounts, err);
+        rc = seq_sql_int(conn, "SELECT count(*) FROM account", NULL, &accounts, err);
         o->clean = rc == 0 && accounts == 0;
     }
     if (rc == 0) {
-        rc = sql_int(conn, "SELECT CAST(value AS INTEGER) FROM seq_state WHERE name = ?1",
+        rc = seq_sql_int(conn, "SELECT CAST(value AS INTEGER) FROM seq_state WHERE name = ?1",
                      STATE_PRUNED, &o->pruned, err);
     }
     /* Cleared now: a crash from here on leaves no mark, so the next start recovers. */
-    return rc == 0 ? sql_run(conn, "DELETE FROM seq_state WHERE name = ?1", "t", args, err) : rc;
-}
-
-typedef struct scan {
-    pds_seq *q;
-    char *dids[64];
-    size_t n, total;
-    int rc;
-    atp_err *err;
-} scan;
-
-static void scan_flush(scan *sc)
-{
-    if (sc->n > 0 && sc->rc == 0) {
-        sc->rc = drain(sc->q, (const char *const *)sc->dids, sc->n, sc->err);
-    }
-    for (size_t i = 0; i < sc->n; i++) {
-        free(sc->dids[i]);
-    }
-    sc->n = 0;
-}
-
-static void scan_shard(scan *sc, const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && sc->rc == 0 && (e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "did:", 4) != 0) {
-            continue;
-        }
-        sc->dids[sc->n++] = atp_xstrndup(e->d_name, strlen(e->d_name));
-        if (++sc->total % 1000 == 0) {
-            atp_logf(ATP_LOG_INFO, "seq", "recovery: %zu accounts scanned", sc->total);
-        }
-        if (sc->n == 64) {
-            scan_flush(sc);
-        }
-    }
-    if (d) {
-        closedir(d);
-    }
-}
-
-/* After an unclean stop: sequence whatever any account's outbox still holds. */
-static int recover(pds_seq *q, atp_err *err)
-{
-    char dir[1200], shard[1300];
-    scan sc = {q, {0}, 0, 0, 0, err};
-    snprintf(dir, sizeof dir, "%s/actors", q->ctx->cfg ? q->ctx->cfg->data_dir : ".");
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    atp_logf(ATP_LOG_INFO, "seq", "unclean stop: recovering outboxes under %s", dir);
-    pthread_mutex_lock(&q->seq_mu);
-    while (d && sc.rc == 0 && (e = readdir(d)) != NULL) {
-        if (strlen(e->d_name) == 2 && e->d_name[0] != '.') { /* shard folders: 2 hex */
-            snprintf(shard, sizeof shard, "%s/%.2s", dir, e->d_name);
-            scan_shard(&sc, shard);
-        }
-    }
-    scan_flush(&sc);
-    pthread_mutex_unlock(&q->seq_mu);
-    if (d) {
-        closedir(d);
-    }
-    atp_logf(ATP_LOG_INFO, "seq", "recovery: %zu accounts, seq now %lld", sc.total,
-             (long long)atomic_load(&q->current));
-    return sc.rc;
+    return rc == 0 ? seq_sql_run(conn, "DELETE FROM seq_state WHERE name = ?1", "t", args, err) : rc;
 }
 
 static pds_seq *seq_alloc(pds_ctx *ctx)
@@ -1356,7 +962,6 @@ static pds_seq *seq_alloc(pds_ctx *ctx)
     q->ctx = ctx;
     pthread_mutex_init(&q->mu, NULL);
     pthread_mutex_init(&q->seq_mu, NULL);
-    pthread_cond_init(&q->cv, NULL);
     pthread_cond_init(&q->jcv, NULL);
     pthread_cond_init(&q->pcv, NULL);
     q->retention_ms = ctx->cfg && ctx->cfg->repo_backfill_limit_ms > 0
@@ -1374,7 +979,6 @@ static void seq_free(pds_seq *q)
     }
     pthread_mutex_destroy(&q->mu);
     pthread_mutex_destroy(&q->seq_mu);
-    pthread_cond_destroy(&q->cv);
     pthread_cond_destroy(&q->jcv);
     pthread_cond_destroy(&q->pcv);
     free(q);
@@ -1389,9 +993,7 @@ int pds_seq_open(pds_ctx *ctx, pds_seq **out, atp_err *err)
         atomic_store(&q->current, o.last);
         atomic_store(&q->pruned, o.pruned);
         q->posted = o.last;
-        if (!o.clean && ctx->actors) {
-            rc = recover(q, err);
-        }
+        rc = seq_outbox_open(q, !o.clean && ctx->actors, err);
     }
     if (rc == 0) {
         prune(q);
@@ -1402,6 +1004,7 @@ int pds_seq_open(pds_ctx *ctx, pds_seq **out, atp_err *err)
         q->threads = rc == 0; /* (a failed second create is not undone: start-up aborts) */
     }
     if (rc < 0) {
+        seq_outbox_close(q);
         seq_free(q);
         return rc;
     }
@@ -1422,7 +1025,7 @@ static int mark_clean(void *ctx, sqlite3 *conn, atp_err *err)
 {
     const void *args[] = {STATE_CLEAN, "1"};
     (void)ctx;
-    return sql_run(conn, "INSERT OR REPLACE INTO seq_state(name, value) VALUES (?1, ?2)", "tt",
+    return seq_sql_run(conn, "INSERT OR REPLACE INTO seq_state(name, value) VALUES (?1, ?2)", "tt",
                    args, err);
 }
 
@@ -1442,6 +1045,7 @@ void pds_seq_close(pds_seq *q)
         pthread_join(q->replay_thr, NULL);
         pthread_join(q->prune_thr, NULL);
     }
+    seq_outbox_close(q);
     /* A failed move may have left events in an outbox: then the next start must scan. */
     if (!q->dirty && pds_db_txn(q->ctx->db, mark_clean, NULL, &err) < 0) {
         atp_logf(ATP_LOG_WARN, "seq", "clean-stop mark: %s", err.msg);

@@ -7,9 +7,11 @@
  * Atomicity with the change an event describes:
  *   - repo commits (and #sync after an import) change an account's own file: the actor store's
  *     commit hook (pds_seq_commit_hook) writes the event into that file's seq_outbox in the
- *     same transaction; pds_seq_after_write then moves it into repo_seq (assigning seq) and
- *     removes it from the outbox. After an unclean stop, pds_seq_open's recovery moves what
- *     is left in any outbox (idempotent: repo_seq has a unique (did, outbox_id)).
+ *     same transaction and keeps a copy; once the COMMIT is durable (pds_seq_commit_done) the
+ *     copy is queued in memory, and pds_seq_after_write moves everything queued into repo_seq
+ *     (assigning seqs) in one transaction. The moved outbox rows are deleted in the background.
+ *     After an unclean stop, pds_seq_open's recovery moves what is left in any outbox
+ *     (idempotent: repo_seq has a unique (did, outbox_id)).
  *   - account status and identity changes live in the service database: the pds_seq_set_* and
  *     pds_seq_*_in calls write the change and its event in ONE service-db transaction.
  * Live subscribers get each event after its repo_seq transaction commits (never before it is
@@ -19,6 +21,7 @@
 #define PDS_SEQUENCER_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "atp/err.h"
@@ -43,20 +46,30 @@ void pds_seq_attach(pds_seq *q, atp_server *srv);
 void pds_seq_close(pds_seq *q);
 
 /* The actor store's pds_commit_hook (hook ctx = the pds_ctx; the hook needs no sequencer state,
- * so the store can be opened before the sequencer): writes the #commit event of `c` into the
- * account file's seq_outbox, inside the write's transaction. */
+ * so the store can be opened before the sequencer): writes the #commit event of `c` (and #sync
+ * for a new repo) into the account file's seq_outbox, inside the write's transaction, and
+ * stages a copy in *staged (staged NULL: no copy). */
 int pds_seq_commit_hook(void *pds_ctx, sqlite3 *db, atp_slice did, const atp_repo_commit *c,
-                        atp_err *err);
+                        void **staged, atp_err *err);
+
+/* The actor store's pds_commit_done: queues the staged copy for pds_seq_after_write once its
+ * COMMIT is durable, drops it otherwise (the outbox keeps the row either way). */
+void pds_seq_commit_done(void *pds_ctx, atp_slice did, void *staged, bool durable);
 
 /* Writes a #sync event (did, commit block as a CAR, rev) into the account file's seq_outbox,
  * inside the caller's transaction on that file (an import: actor_store_int.h). */
 ATP_NODISCARD int pds_seq_outbox_sync(sqlite3 *db, atp_slice did, const atp_cid *commit,
                                       atp_slice commit_block, const char *rev, atp_err *err);
 
-/* After a write to `did` returned: sequences whatever its outbox holds and broadcasts it.
- * Returns once the events are in repo_seq (durable). A failure is logged and left to the next
- * call or to recovery (the write itself is durable either way). */
+/* After a write to `did` returned (its events queued by pds_seq_commit_done): returns once
+ * everything queued so far is in repo_seq (durable) and handed to the broadcast; one caller
+ * does it for all who wait (group commit). A failure is logged and the accounts' files are
+ * drained again in the background (the write itself is durable either way). */
 void pds_seq_after_write(pds_seq *q, const char *did);
+
+/* After a transaction on did's file wrote outbox rows outside the hook (an import's #sync):
+ * moves everything its outbox holds into repo_seq and broadcasts it. */
+void pds_seq_after_import(pds_seq *q, const char *did);
 
 /* Account status change + #account event (active, status) in one transaction. ATP_ENOTFOUND
  * if no such account. Status "active" (reactivation) also emits #identity (with the stored

@@ -858,15 +858,20 @@ static void test_blobs(void)
     pds_actor_store_destroy(s);
 }
 
-static int g_hook_calls, g_hook_fail;
+static int g_hook_calls, g_hook_fail, g_done_durable, g_done_dropped;
 
-static int count_hook(void *ctx, sqlite3 *db, atp_slice did, const atp_repo_commit *c, atp_err *err)
+static int count_hook(void *ctx, sqlite3 *db, atp_slice did, const atp_repo_commit *c,
+                      void **staged, atp_err *err)
 {
     (void)ctx;
     T_TRUE(db != NULL);
     T_TRUE(atp_slice_eq(did, DID_A));
     T_TRUE(c->n_blocks >= 1);
     g_hook_calls++;
+    /* staged even when failing: the store must hand it back as not durable */
+    int *n = malloc(sizeof *n);
+    *n = g_hook_calls;
+    *staged = n;
     if (g_hook_fail) {
         return atp_err_set(err, ATP_EIO, 0, "sequencer down");
     }
@@ -876,6 +881,21 @@ static int count_hook(void *ctx, sqlite3 *db, atp_slice did, const atp_repo_comm
                         NULL, NULL, NULL) == SQLITE_OK
                ? 0
                : ATP_EIO;
+}
+
+/* Each staged value comes back exactly once, with the commit's outcome. */
+static void count_done(void *ctx, atp_slice did, void *staged, bool durable)
+{
+    int *n = staged;
+    (void)ctx;
+    T_TRUE(atp_slice_eq(did, DID_A));
+    T_TRUE(*n >= 1 && *n <= g_hook_calls);
+    if (durable) {
+        g_done_durable++;
+    } else {
+        g_done_dropped++;
+    }
+    free(n);
 }
 
 static int seq_rows(pds_actor_store *s)
@@ -901,7 +921,7 @@ static void test_hook_rollback(void)
 {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/hook/actors", g_root);
-    pds_actor_store_opts o = {.dir = dir, .lex = g_lex, .hook = count_hook};
+    pds_actor_store_opts o = {.dir = dir, .lex = g_lex, .hook = count_hook, .done = count_done};
     pds_actor_store *s = NULL;
     atp_arena *a = atp_arena_create(0);
     atp_err e;
@@ -911,16 +931,21 @@ static void test_hook_rollback(void)
     T_OKE(pds_actor_store_open(&o, &s, &e), &e);
     T_OKE(pds_actor_store_create_repo(s, DID_A, g_key, &ci, &e), &e);
     T_EQ(g_hook_calls, 1);
+    T_EQ(g_done_durable, 1);
     pds_write w = wr(ATP_REPO_CREATE, POST, "3jzfcijpj2z2a", js(a, post_json(a, "a")));
     g_hook_fail = 1;
     T_EQ(write1(s, DID_A, w, PDS_VALIDATE_UNSET, a, &out, &name, &e), ATP_EIO);
     T_STREQ(e.msg, "sequencer down");
+    T_EQ(g_done_dropped, 1);
+    T_EQ(g_done_durable, 1);
     T_FALSE(has_record(s, DID_A, POST, "3jzfcijpj2z2a"));
     T_OKE(pds_actor_store_root(s, DID_A, &now, &e), &e);
     T_TRUE(atp_cid_eq(&now.cid, &ci.cid));
     g_hook_fail = 0;
     T_OKE(write1(s, DID_A, w, PDS_VALIDATE_UNSET, a, &out, &name, &e), &e);
     T_EQ(g_hook_calls, 3);
+    T_EQ(g_done_durable, 2);
+    T_EQ(g_done_dropped, 1);
     T_EQ(seq_rows(s), 2);
     check_export(s, DID_A, 1);
     atp_arena_destroy(a);

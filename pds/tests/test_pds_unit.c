@@ -1,4 +1,5 @@
 /* test_pds_unit: the pds daemon's pure parts and its service database, without a server. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -302,6 +303,74 @@ static void test_db(void)
     T_EQ(system(path), 0);
 }
 
+/* ---- the read pool: reads never wait for a writer, and cannot write ---- */
+
+typedef struct hold {
+    pds_db *db;
+    volatile int inside; /* the writer's transaction is open */
+    int ms;
+} hold;
+
+static int hold_fn(void *ctx, sqlite3 *conn, atp_err *err)
+{
+    hold *h = ctx;
+    (void)err;
+    int rc = sqlite3_exec(conn, "UPDATE account SET handle = 'held.test' WHERE did = 'did:plc:p1'",
+                          NULL, NULL, NULL);
+    h->inside = 1;
+    usleep((useconds_t)h->ms * 1000);
+    return rc == SQLITE_OK ? 0 : ATP_EIO;
+}
+
+static void *hold_main(void *arg)
+{
+    hold *h = arg;
+    T_OK(pds_db_txn(h->db, hold_fn, h, NULL));
+    return NULL;
+}
+
+static int try_write(void *ctx, sqlite3 *conn, atp_err *err)
+{
+    (void)err;
+    *(int *)ctx = sqlite3_exec(conn, "DELETE FROM account", NULL, NULL, NULL);
+    return 0;
+}
+
+static void test_db_pool(void)
+{
+    char dir[] = "/tmp/test_pds_pool.XXXXXX", path[64];
+    pds_db *db = NULL;
+    atp_err err;
+    pds_account a = make_account("did:plc:p1", "p1.test", "p1@x.com"), got;
+    T_TRUE(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/service.sqlite", dir);
+    T_OK(pds_db_open(path, &db, &err));
+    T_OK(pds_db_account_create(db, &a, NULL, &err));
+    T_OK(pds_db_account_get(db, "p1.test", &got)); /* read right after the write sees it */
+    int wrc = 0;
+    T_OK(pds_db_read(db, try_write, &wrc, NULL));
+    T_EQ(wrc & 0xff, SQLITE_READONLY);
+    T_OK(pds_db_account_get(db, "did:plc:p1", &got));
+    /* A transaction held open 400 ms: reads meanwhile answer from the snapshot before it (a
+     * read that waited for the writer would see its change); after its commit they see it. */
+    hold h = {db, 0, 400};
+    pthread_t th;
+    T_EQ(pthread_create(&th, NULL, hold_main, &h), 0);
+    while (!h.inside) {
+        usleep(1000);
+    }
+    for (int i = 0; i < 8; i++) {
+        T_OK(pds_db_account_get(db, "did:plc:p1", &got));
+        T_STREQ(got.handle, "p1.test");
+    }
+    pthread_join(th, NULL);
+    T_OK(pds_db_account_get(db, "did:plc:p1", &got));
+    T_STREQ(got.handle, "held.test");
+    pds_db_close(db);
+    snprintf(path, sizeof path, "rm -rf %s", dir);
+    T_EQ(system(path), 0);
+}
+
 int main(void)
 {
     T_RUN(test_password_hash);
@@ -311,5 +380,6 @@ int main(void)
     T_RUN(test_config);
     T_RUN(test_handle_rules);
     T_RUN(test_db);
+    T_RUN(test_db_pool);
     return t_done();
 }

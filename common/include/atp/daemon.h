@@ -51,7 +51,8 @@ typedef struct atp_daemon_boot {
 /* atp_daemon_configure's result when the daemon should go on and run. */
 #define ATP_DAEMON_RUN (-1)
 
-/* Opens the log sink b->svc on stderr at info (so even a configuration error is one of our
+/* Sets the process-wide library options (SQLite without allocation statistics), then opens
+ * the log sink b->svc on stderr at info (so even a configuration error is one of our
  * log lines), loads the configuration, then reopens the log at the configured level and
  * destination. Returns ATP_DAEMON_RUN to go on, else the process status to exit with: 0 after
  * --help (usage printed on stdout), 1 if the log can't be opened at all, b->ex_config on a bad
