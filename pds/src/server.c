@@ -217,19 +217,20 @@ static int create_repo(pds_ctx *ctx, atp_req *r, const char *did, const atp_key 
     pds_commit_info ci;
     atp_err err;
     atp_err_clear(&err);
+    pds_account a;
+    /* The reference's order: #identity, #account (active), then the first #commit and #sync.
+     * Sequenced before the repo exists: once its commit is queued, another writer's
+     * after_write may sequence it at any moment. */
+    if (pds_db_account_get(ctx->db, did, &a) == 0 &&
+        (pds_seq_identity(ctx->seq, did, a.handle, &err) < 0 ||
+         pds_seq_account(ctx->seq, did, PDS_ST_ACTIVE, &err) < 0)) {
+        atp_logf(ATP_LOG_ERROR, "account", "sequencing %s: %s", did, err.msg);
+    }
     if (ctx->actors &&
         pds_actor_store_create_repo(ctx->actors, atp_slice_str(did), key, &ci, &err) < 0) {
         atp_logf(ATP_LOG_ERROR, "account", "repo for %s: %s", did, err.msg);
         atp_req_error(r, ATP_EINTERNAL, "could not create the repository");
         return ATP_EIO;
-    }
-    pds_account a;
-    if (pds_db_account_get(ctx->db, did, &a) == 0) {
-        /* the reference's order: #identity, #account (active), then the first #commit */
-        if (pds_seq_identity(ctx->seq, did, a.handle, &err) < 0 ||
-            pds_seq_account(ctx->seq, did, PDS_ST_ACTIVE, &err) < 0) {
-            atp_logf(ATP_LOG_ERROR, "account", "sequencing %s: %s", did, err.msg);
-        }
     }
     pds_seq_after_write(ctx->seq, did);
 #else
