@@ -237,6 +237,10 @@ void atp_server_call_on_loop(atp_server *s, void (*fn)(void *arg), void *arg)
     t->arg = arg;
     t->next = NULL;
     pthread_mutex_lock(&s->lock);
+    /* Tasks already waiting means a wake-up is already on its way: wake_cb drains the pipe
+     * before it takes the list, so it will take this task too. One pipe write (and one loop
+     * wake-up) per batch of tasks, not per task. */
+    bool wake = s->tasks == NULL;
     if (s->tasks_tail) {
         s->tasks_tail->next = t;
     } else {
@@ -245,9 +249,10 @@ void atp_server_call_on_loop(atp_server *s, void (*fn)(void *arg), void *arg)
     s->tasks_tail = t;
     pthread_mutex_unlock(&s->lock);
     /* A full pipe already means "wake up": EAGAIN is fine. */
-    do {
+    while (wake) {
         n = write(s->wake[1], &one, 1);
-    } while (n < 0 && errno == EINTR);
+        wake = n < 0 && errno == EINTR;
+    }
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
