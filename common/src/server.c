@@ -138,8 +138,11 @@ struct atp_server {
     atp_server_stats st;
     pthread_t loop_thread;
     bool loop_thread_set;
-    /* cross-thread */
-    pthread_mutex_t lock;
+    /* cross-thread: three locks, so the loop's task list, the job queue and the requests'
+     * hand-off flags are not one point of contention for every thread */
+    pthread_mutex_t lock;      /* jobs, stop, cond */
+    pthread_mutex_t task_lock; /* tasks */
+    pthread_mutex_t req_lock;  /* every request's in_handler / responded / deferred */
     pthread_cond_t cond;
     task *tasks, *tasks_tail;
     int wake[2];
@@ -236,7 +239,7 @@ void atp_server_call_on_loop(atp_server *s, void (*fn)(void *arg), void *arg)
     t->fn = fn;
     t->arg = arg;
     t->next = NULL;
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->task_lock);
     /* Tasks already waiting means a wake-up is already on its way: wake_cb drains the pipe
      * before it takes the list, so it will take this task too. One pipe write (and one loop
      * wake-up) per batch of tasks, not per task. */
@@ -247,7 +250,7 @@ void atp_server_call_on_loop(atp_server *s, void (*fn)(void *arg), void *arg)
         s->tasks = t;
     }
     s->tasks_tail = t;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->task_lock);
     /* A full pipe already means "wake up": EAGAIN is fine. */
     while (wake) {
         n = write(s->wake[1], &one, 1);
@@ -263,10 +266,10 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     while (read(fd, drain, sizeof drain) > 0) {
     }
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->task_lock);
     t = s->tasks;
     s->tasks = s->tasks_tail = NULL;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->task_lock);
     while (t) {
         task *next = t->next;
         t->fn(t->arg);
@@ -330,13 +333,13 @@ static void req_mark_done(atp_req *r)
 {
     atp_server *s = r->s;
     bool now = false, post = false;
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->req_lock);
     r->responded = true;
     if (!r->in_handler) {
         now = on_loop(s);
         post = !now;
     }
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->req_lock);
     if (now) {
         write_response(r);
     } else if (post) {
@@ -348,11 +351,11 @@ static void handler_returned(atp_req *r)
 {
     atp_server *s = r->s;
     bool done, deferred;
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->req_lock);
     r->in_handler = false;
     done = r->responded;
     deferred = r->deferred;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->req_lock);
     if (!done && !deferred) {
         atp_req_error(r, ATP_EINTERNAL, "handler did not respond");
     } else if (done && on_loop(s)) {
@@ -585,9 +588,9 @@ void atp_req_error(atp_req *r, int code, const char *message)
 
 void atp_req_defer(atp_req *r)
 {
-    pthread_mutex_lock(&r->s->lock);
+    pthread_mutex_lock(&r->s->req_lock);
     r->deferred = true;
-    pthread_mutex_unlock(&r->s->lock);
+    pthread_mutex_unlock(&r->s->req_lock);
 }
 
 void atp_req_stream_start(atp_req *r, int status, const char *content_type,
@@ -1843,6 +1846,8 @@ int atp_server_create(struct event_base *base, const atp_server_config *cfg, atp
     copy_config(s, cfg);
     s->wake[0] = s->wake[1] = -1;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->task_lock, NULL);
+    pthread_mutex_init(&s->req_lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     s->fallback.fn = default_fallback;
     rc = bind_listener(s, err);
@@ -1935,6 +1940,8 @@ void atp_server_destroy(atp_server *s)
         close(s->wake[1]);
     }
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->task_lock);
+    pthread_mutex_destroy(&s->req_lock);
     pthread_cond_destroy(&s->cond);
     free(s);
 }
