@@ -676,8 +676,8 @@ static int gc_blocks(pds_actor *act, const atp_repo_commit *c, atp_arena *a, atp
 
 /* Blocks, index, blob links, root and hook of one commit, inside the caller's transaction. */
 static int persist_body(pds_actor_store *s, pds_actor *act, const prep_write *pw, size_t n,
-                        const atp_repo_commit *c, atp_arena *a, void **staged,
-                        const char **errname, atp_err *err)
+                        const atp_repo_commit *c, atp_arena *a, void **staged, const char **errname,
+                        atp_err *err)
 {
     int rc = atp_blockstore_put_batch(act->bs, c->blocks, c->n_blocks, atp_slice_str(c->rev), err);
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -1097,8 +1097,7 @@ static void run_job(pds_actor_store *s, pds_actor *act, apply_job *j)
 
 /* A failed COMMIT undid commits the handle already accepted: every job fails, and the handle
  * goes back to the stored head. */
-static void batch_failed(pds_actor_store *s, pds_actor *act, apply_job *batch,
-                         const atp_err *why)
+static void batch_failed(pds_actor_store *s, pds_actor *act, apply_job *batch, const atp_err *why)
 {
     (void)db_run(act, "ROLLBACK", NULL);
     for (apply_job *j = batch; j; j = j->next) {

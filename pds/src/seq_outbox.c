@@ -66,8 +66,7 @@ static int outbox_read(void *ctx, pds_actor_view *v, atp_err *err)
     if (sqlite3_prepare_v2(v->db,
                            "SELECT id, eventType, event, createdAt FROM seq_outbox"
                            " ORDER BY id LIMIT ?1",
-                           -1,
-                           &st, NULL) != SQLITE_OK) {
+                           -1, &st, NULL) != SQLITE_OK) {
         return pds_sqlx_fail(v->db, err, "seq_outbox read");
     }
     sqlite3_bind_int(st, 1, OUTBOX_ROWS);
@@ -113,8 +112,9 @@ typedef struct move_ctx {
 static int already_moved(seq_append *ap, sqlite3 *conn, const char *did, int64_t id, bool *out,
                          atp_err *err)
 {
-    if (!ap->seen && sqlite3_prepare_v2(conn, "SELECT 1 FROM repo_seq WHERE did = ?1 AND"
-                                              " outbox_id = ?2",
+    if (!ap->seen && sqlite3_prepare_v2(conn,
+                                        "SELECT 1 FROM repo_seq WHERE did = ?1 AND"
+                                        " outbox_id = ?2",
                                         -1, &ap->seen, NULL) != SQLITE_OK) {
         return pds_sqlx_fail(conn, err, "repo_seq lookup");
     }
@@ -139,7 +139,7 @@ static int move_fn(void *ctx, sqlite3 *conn, atp_err *err)
             if (rc == 0 && !dup) {
                 snprintf(type, sizeof type, "#%s", r->type);
                 rc = seq_append_event(&m->ap, conn, m->boxes[b].did, type,
-                                  atp_slice_make(r->body, r->len), &r->id, err);
+                                      atp_slice_make(r->body, r->len), &r->id, err);
             }
             if (rc < 0) {
                 return rc;
@@ -240,8 +240,8 @@ typedef struct waiter {
 
 struct seq_handoff {
     pthread_mutex_t mu;
-    waiter *waiters;           /* in ticket order */
-    pthread_cond_t ccv;        /* the cleaner's timer (and its stop) */
+    waiter *waiters;    /* in ticket order */
+    pthread_cond_t ccv; /* the cleaner's timer (and its stop) */
     handed *head, **tail;
     uint64_t queued, finished; /* tickets: events handed in, events through a leader */
     bool leader, stop;
@@ -402,13 +402,13 @@ void pds_seq_after_import(pds_seq *q, const char *did)
 
 /* ---- the commit hook and #sync (inside an account file's transaction) ---- */
 
-static int outbox_insert(sqlite3 *db, const char *type, atp_slice body, int64_t *id,
-                         atp_err *err)
+static int outbox_insert(sqlite3 *db, const char *type, atp_slice body, int64_t *id, atp_err *err)
 {
     char now[PDS_SEQ_TIME_MAX];
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "INSERT INTO seq_outbox(eventType, event, createdAt)"
-                               " VALUES (?1, ?2, ?3)",
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO seq_outbox(eventType, event, createdAt)"
+                           " VALUES (?1, ?2, ?3)",
                            -1, &st, NULL) != SQLITE_OK) {
         return pds_sqlx_fail(db, err, "seq_outbox insert");
     }
@@ -423,8 +423,8 @@ static int outbox_insert(sqlite3 *db, const char *type, atp_slice body, int64_t 
 }
 
 /* Writes the outbox row and, with `tail`, keeps a copy for the hand-off. */
-static int outbox_put(sqlite3 *db, atp_slice did, const char *type, atp_slice body,
-                      handed ***tail, atp_err *err)
+static int outbox_put(sqlite3 *db, atp_slice did, const char *type, atp_slice body, handed ***tail,
+                      atp_err *err)
 {
     int64_t id = 0;
     int rc = outbox_insert(db, type, body, &id, err);

@@ -41,8 +41,6 @@
 #define STATE_CLEAN        "clean_stop"
 #define STATE_PRUNED       "pruned_upto"
 
-
-
 /* One subscriber (loop thread). */
 typedef struct sub {
     struct sub *next, *prev;
@@ -75,7 +73,6 @@ typedef struct bcast {
     ev_list evs;
 } bcast;
 
-
 /* ---- small helpers ---- */
 
 void seq_ev_push(ev_list *l, int64_t seq, atp_slice frame)
@@ -103,7 +100,7 @@ void seq_ev_free(ev_list *l)
 
 /* Runs one statement with text/int64 arguments ("t" or "i" per argument in `types`). */
 int seq_sql_run(sqlite3 *db, const char *sql, const char *types, const void *const *args,
-                   atp_err *err)
+                atp_err *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -138,7 +135,8 @@ static int seq_sql_int(sqlite3 *db, const char *sql, const char *arg, int64_t *o
 /* The highest seq ever given (AUTOINCREMENT keeps it even when the rows are gone). */
 static int last_seq(sqlite3 *db, int64_t *out, atp_err *err)
 {
-    return seq_sql_int(db, "SELECT seq FROM sqlite_sequence WHERE name = 'repo_seq'", NULL, out, err);
+    return seq_sql_int(db, "SELECT seq FROM sqlite_sequence WHERE name = 'repo_seq'", NULL, out,
+                       err);
 }
 
 static void store_max(_Atomic int64_t *a, int64_t v)
@@ -150,10 +148,9 @@ static void store_max(_Atomic int64_t *a, int64_t v)
 
 /* ---- appending events (inside a service-db transaction) ---- */
 
-
 /* Gives `body` the next seq and inserts its frame into repo_seq. */
 int seq_append_event(seq_append *ap, sqlite3 *conn, const char *did, const char *type,
-                        atp_slice body, const int64_t *outbox_id, atp_err *err)
+                     atp_slice body, const int64_t *outbox_id, atp_err *err)
 {
     static const char sql[] = "INSERT INTO repo_seq(seq, did, event_type, event, sequenced_at,"
                               " outbox_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -296,7 +293,7 @@ static int read_range(void *ctx, sqlite3 *conn, atp_err *err)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && r->evs->bytes < r->max_bytes) {
         const void *p = sqlite3_column_blob(st, 1);
         seq_ev_push(r->evs, sqlite3_column_int64(st, 0),
-                atp_slice_make(p, (size_t)sqlite3_column_bytes(st, 1)));
+                    atp_slice_make(p, (size_t)sqlite3_column_bytes(st, 1)));
     }
     sqlite3_finalize(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pds_sqlx_fail(conn, err, "repo_seq read");
@@ -865,9 +862,9 @@ static int prune_fn(void *ctx, sqlite3 *conn, atp_err *err)
     prune_ctx *p = ctx;
     char v[24];
     int rc = seq_sql_int(conn,
-                     "SELECT max(seq) FROM (SELECT seq FROM repo_seq WHERE sequenced_at < ?1"
-                     " ORDER BY seq LIMIT 5000)",
-                     p->cutoff, &p->upto, err);
+                         "SELECT max(seq) FROM (SELECT seq FROM repo_seq WHERE sequenced_at < ?1"
+                         " ORDER BY seq LIMIT 5000)",
+                         p->cutoff, &p->upto, err);
     if (rc < 0 || p->upto == 0) {
         return rc;
     }
@@ -875,9 +872,10 @@ static int prune_fn(void *ctx, sqlite3 *conn, atp_err *err)
     rc = seq_sql_run(conn, "DELETE FROM repo_seq WHERE seq <= ?1", "i", a1, err);
     snprintf(v, sizeof v, "%lld", (long long)p->upto);
     const void *a2[] = {STATE_PRUNED, v};
-    return rc == 0 ? seq_sql_run(conn, "INSERT OR REPLACE INTO seq_state(name, value) VALUES (?1, ?2)",
+    return rc == 0
+               ? seq_sql_run(conn, "INSERT OR REPLACE INTO seq_state(name, value) VALUES (?1, ?2)",
                              "tt", a2, err)
-                   : rc;
+               : rc;
 }
 
 /* Drops events older than the window, PRUNE_ROWS per transaction. */
@@ -940,7 +938,7 @@ static int open_fn(void *ctx, sqlite3 *conn, atp_err *err)
     int rc = last_seq(conn, &o->last, err);
     if (rc == 0) {
         rc = seq_sql_int(conn, "SELECT count(*) FROM seq_state WHERE name = ?1", STATE_CLEAN,
-                     &o->clean, err);
+                         &o->clean, err);
     }
     if (rc == 0 && !o->clean) {
         /* a fresh data directory has no mark yet, and no account whose outbox could matter */
@@ -950,10 +948,11 @@ static int open_fn(void *ctx, sqlite3 *conn, atp_err *err)
     }
     if (rc == 0) {
         rc = seq_sql_int(conn, "SELECT CAST(value AS INTEGER) FROM seq_state WHERE name = ?1",
-                     STATE_PRUNED, &o->pruned, err);
+                         STATE_PRUNED, &o->pruned, err);
     }
     /* Cleared now: a crash from here on leaves no mark, so the next start recovers. */
-    return rc == 0 ? seq_sql_run(conn, "DELETE FROM seq_state WHERE name = ?1", "t", args, err) : rc;
+    return rc == 0 ? seq_sql_run(conn, "DELETE FROM seq_state WHERE name = ?1", "t", args, err)
+                   : rc;
 }
 
 static pds_seq *seq_alloc(pds_ctx *ctx)
@@ -1026,7 +1025,7 @@ static int mark_clean(void *ctx, sqlite3 *conn, atp_err *err)
     const void *args[] = {STATE_CLEAN, "1"};
     (void)ctx;
     return seq_sql_run(conn, "INSERT OR REPLACE INTO seq_state(name, value) VALUES (?1, ?2)", "tt",
-                   args, err);
+                       args, err);
 }
 
 void pds_seq_close(pds_seq *q)
