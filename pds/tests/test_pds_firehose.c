@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -827,6 +828,90 @@ static void test_restarts(void)
     }
 }
 
+/* ---- order under concurrency ---- */
+
+typedef struct order_writer {
+    volatile int stop;
+    int id, n;
+} order_writer;
+
+static void *order_write_main(void *arg)
+{
+    order_writer *w = arg;
+    char body[512];
+    for (int i = 0; !w->stop && i < 2000; i++) {
+        snprintf(body, sizeof body,
+                 "{\"repo\":\"%s\",\"collection\":\"com.example.note\",\"rkey\":\"o%d-%d\","
+                 "\"record\":{\"$type\":\"com.example.note\",\"text\":\"o\","
+                 "\"createdAt\":\"2024-01-01T00:00:00.000Z\"}}",
+                 alice.did, w->id, i);
+        resp r = write_rec("com.atproto.repo.createRecord", body);
+        w->n += r.status == 200;
+        resp_free(&r);
+    }
+    return NULL;
+}
+
+/* The types of did's first four events, in stream order, joined by spaces. */
+static void first_types(cJSON *res, const char *did, char *out, size_t cap)
+{
+    const cJSON *e;
+    int k = 0;
+    out[0] = '\0';
+    cJSON_ArrayForEach(e, events_of(res))
+    {
+        const char *who = *str(e, "did") ? str(e, "did") : str(e, "repo");
+        if (k < 4 && strcmp(who, did) == 0) {
+            size_t len = strlen(out);
+            snprintf(out + len, cap - len, "%s%s", k ? " " : "", str(e, "t"));
+            k++;
+        }
+    }
+}
+
+/* Accounts created while another account writes: each new account's events still come in the
+ * reference's order, though the commits of every account share one hand-off queue. */
+static void test_concurrent_order(void)
+{
+    enum { ACCOUNTS = 10, WRITERS = 3 };
+    node_sub live;
+    session s[ACCOUNTS];
+    char types[128];
+    order_writer w[WRITERS];
+    pthread_t th[WRITERS];
+    if (!sub_start(&live, pds.port, NULL, 0, 8000)) {
+        return;
+    }
+    for (int i = 0; i < WRITERS; i++) {
+        w[i] = (order_writer){0, i, 0};
+        T_EQ(pthread_create(&th[i], NULL, order_write_main, &w[i]), 0);
+    }
+    for (int i = 0; i < ACCOUNTS; i++) {
+        char handle[32], email[48];
+        snprintf(handle, sizeof handle, "order%d.test", i);
+        snprintf(email, sizeof email, "order%d@example.com", i);
+        resp r = create_account(pds.port, handle, email, "order-pass", NULL);
+        T_TRUE(session_from(&r, &s[i]));
+        resp_free(&r);
+    }
+    for (int i = 0; i < WRITERS; i++) {
+        w[i].stop = 1;
+        pthread_join(th[i], NULL);
+        T_TRUE(w[i].n > 0);
+    }
+    cJSON *res = sub_wait(&live);
+    if (!res) {
+        return;
+    }
+    cJSON *first = cJSON_GetArrayItem(events_of(res), 0);
+    T_EQ(check_stream(res, first ? num(first, "seq") : 0), cJSON_GetArraySize(events_of(res)));
+    for (int i = 0; i < ACCOUNTS; i++) {
+        first_types(res, s[i].did, types, sizeof types);
+        T_STREQ(types, "#identity #account #commit #sync");
+    }
+    cJSON_Delete(res);
+}
+
 static void test_outdated_cursor(void)
 {
     const char *env[] = {"PDS_INVITE_REQUIRED=false", "PDS_RATE_LIMITS_ENABLED=false",
@@ -964,6 +1049,7 @@ int main(void)
             T_RUN(test_slow_consumer);
         }
         T_RUN(test_outdated_cursor);
+        T_RUN(test_concurrent_order);
     }
     t_daemon_stop(&pds, SIGKILL);
     t_daemon_stop(&pds_short, SIGKILL);
