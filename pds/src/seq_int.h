@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "sequencer.h"
 
@@ -64,6 +65,11 @@ typedef struct seq_append {
     sqlite3_stmt *ins;  /* INSERT INTO repo_seq, made on first use */
     sqlite3_stmt *seen; /* the (did, outbox_id) lookup, made on first use */
 } seq_append;
+
+/* The wall clock in Unix milliseconds, and the CLOCK_REALTIME instant `ms` from now (for
+ * pthread_cond_timedwait). */
+int64_t seq_now_ms(void);
+struct timespec seq_deadline(int64_t ms);
 
 /* Appends a copy of frame with its seq to l. */
 void seq_ev_push(ev_list *l, int64_t seq, atp_slice frame);

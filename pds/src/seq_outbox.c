@@ -126,6 +126,16 @@ static int already_moved(seq_append *ap, sqlite3 *conn, const char *did, int64_t
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pds_sqlx_fail(conn, err, "repo_seq lookup");
 }
 
+/* Appends outbox row `id` of did (type "#commit"...) unless repo_seq already has it: the one
+ * step of both the file drain and the in-memory hand-off. */
+static int move_one(seq_append *ap, sqlite3 *conn, const char *did, const char *type,
+                    atp_slice body, const int64_t *id, atp_err *err)
+{
+    bool dup = false;
+    int rc = already_moved(ap, conn, did, *id, &dup, err);
+    return rc == 0 && !dup ? seq_append_event(ap, conn, did, type, body, id, err) : rc;
+}
+
 static int move_fn(void *ctx, sqlite3 *conn, atp_err *err)
 {
     move_ctx *m = ctx;
@@ -133,14 +143,10 @@ static int move_fn(void *ctx, sqlite3 *conn, atp_err *err)
         for (size_t i = 0; i < m->boxes[b].n; i++) {
             const outbox_row *r = &m->boxes[b].rows[i];
             char type[20];
-            bool dup = false;
-            int rc = r->stale ? 0 : already_moved(&m->ap, conn, m->boxes[b].did, r->id, &dup, err);
-            dup = dup || r->stale;
-            if (rc == 0 && !dup) {
-                snprintf(type, sizeof type, "#%s", r->type);
-                rc = seq_append_event(&m->ap, conn, m->boxes[b].did, type,
-                                      atp_slice_make(r->body, r->len), &r->id, err);
-            }
+            snprintf(type, sizeof type, "#%s", r->type);
+            int rc = r->stale ? 0
+                              : move_one(&m->ap, conn, m->boxes[b].did, type,
+                                         atp_slice_make(r->body, r->len), &r->id, err);
             if (rc < 0) {
                 return rc;
             }
@@ -158,9 +164,7 @@ static int drain_round(pds_seq *q, const char *const *dids, size_t n, bool *more
     int64_t cur = 0;
     int rc = 0;
     char cutoff[PDS_SQLX_TIME_MAX];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    pds_sqlx_time_ms((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - q->retention_ms, cutoff);
+    pds_sqlx_time_ms(seq_now_ms() - q->retention_ms, cutoff);
     memset(&m, 0, sizeof m);
     m.boxes = atp_xcalloc(n ? n : 1, sizeof *m.boxes);
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -287,12 +291,8 @@ static int hand_fn(void *ctx, sqlite3 *conn, atp_err *err)
 {
     hand_ctx *h = ctx;
     for (handed *e = h->list; e; e = e->next) {
-        bool dup = false;
-        int rc = already_moved(&h->ap, conn, e->did, e->outbox_id, &dup, err);
-        if (rc == 0 && !dup) {
-            rc = seq_append_event(&h->ap, conn, e->did, e->type, atp_slice_make(e->body, e->len),
-                                  &e->outbox_id, err);
-        }
+        int rc = move_one(&h->ap, conn, e->did, e->type, atp_slice_make(e->body, e->len),
+                          &e->outbox_id, err);
         if (rc < 0) {
             return rc;
         }
@@ -544,13 +544,7 @@ static void *cleaner_main(void *arg)
     seq_handoff *ho = q->ho;
     pthread_mutex_lock(&ho->mu);
     while (!ho->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += CLEAN_EVERY_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = seq_deadline(CLEAN_EVERY_MS);
         (void)pthread_cond_timedwait(&ho->ccv, &ho->mu, &until);
         if (!ho->stop && ho->n_mv > 0) {
             pthread_mutex_unlock(&ho->mu);

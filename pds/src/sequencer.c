@@ -878,12 +878,30 @@ static int prune_fn(void *ctx, sqlite3 *conn, atp_err *err)
                : rc;
 }
 
-/* Drops events older than the window, PRUNE_ROWS per transaction. */
-static void prune(pds_seq *q)
+int64_t seq_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct timespec seq_deadline(int64_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += (time_t)(ms / 1000);
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* Drops events older than the window, PRUNE_ROWS per transaction. */
+static void prune(pds_seq *q)
+{
+    int64_t now_ms = seq_now_ms();
     for (int i = 0; i < 100; i++) {
         prune_ctx p = {{0}, 0};
         atp_err err;
@@ -907,14 +925,7 @@ static void *prune_main(void *arg)
     every = every > 60000 ? 60000 : every;
     pthread_mutex_lock(&q->mu);
     while (!q->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)(every / 1000);
-        until.tv_nsec += (long)(every % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = seq_deadline(every);
         if (pthread_cond_timedwait(&q->pcv, &q->mu, &until) == ETIMEDOUT && !q->stop) {
             pthread_mutex_unlock(&q->mu);
             prune(q);
