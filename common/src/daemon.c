@@ -3,6 +3,8 @@
 #include "atp/daemon.h"
 
 #include <sqlite3.h>
+
+#include "atp/sqlvfs.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,11 @@ int atp_daemon_configure(const atp_daemon_boot *b, int argc, char **argv)
      * on every malloc, which every worker thread contended for (measured on pds writes). */
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (atp_log_open(b->svc, ATP_LOG_INFO, NULL, &err) < 0) {
+        return 1;
+    }
+    /* Every connection the daemon opens writes each WAL commit in one call (atp/sqlvfs.h). */
+    if (atp_sqlvfs_register(true, &err) < 0) {
+        atp_logf(ATP_LOG_ERROR, "config", "%s", err.msg);
         return 1;
     }
     rc = b->load(argc, argv, b->cfg, &err);
