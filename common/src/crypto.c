@@ -11,6 +11,7 @@
 #include "atp/crypto.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -34,6 +35,7 @@ struct p256_cache {
 };
 
 struct atp_key {
+    atomic_uint refs; /* owners beyond the first (atp_key_ref) */
     atp_curve curve;
     bool has_priv;
     uint8_t priv[ATP_KEY_PRIV_LEN];
@@ -150,9 +152,19 @@ static atp_key *key_new(atp_curve c)
     return k;
 }
 
+atp_key *atp_key_ref(atp_key *k)
+{
+    atomic_fetch_add_explicit(&k->refs, 1u, memory_order_relaxed);
+    return k;
+}
+
 void atp_key_destroy(atp_key *k)
 {
     if (!k) {
+        return;
+    }
+    /* refs counts the other owners: the last one (it finds 0) frees */
+    if (atomic_fetch_sub_explicit(&k->refs, 1u, memory_order_acq_rel) > 0) {
         return;
     }
     if (k->cache) {

@@ -684,6 +684,43 @@ static void test_threads_share_key(void)
     }
 }
 
+/* Each thread owns a reference, signs and verifies with it, and drops it; the creator drops
+ * its own first: the key lives until the last owner (ASan would see a use after free). */
+static void *ref_owner(void *p)
+{
+    struct thr_arg *a = p;
+    uint8_t sig[64];
+    for (int i = 0; i < 50; i++) {
+        if (atp_key_sign(a->k, ATP_SLICE_LIT("owned"), sig, NULL) != 0 ||
+            atp_key_verify(a->k, ATP_SLICE_LIT("owned"), atp_slice_make(sig, 64), NULL) != 0) {
+            a->failures++;
+        }
+    }
+    atp_key_destroy((atp_key *)(uintptr_t)a->k);
+    return NULL;
+}
+
+static void test_key_refs(void)
+{
+    for (int ci = 0; ci < 2; ci++) {
+        atp_key *k = NULL;
+        pthread_t th[4];
+        struct thr_arg args[4];
+        T_OK(atp_key_generate(ci ? ATP_CURVE_P256 : ATP_CURVE_K256, &k, NULL));
+        for (int i = 0; i < 4; i++) {
+            args[i] = (struct thr_arg){atp_key_ref(k), NULL, 0};
+        }
+        atp_key_destroy(k);
+        for (int i = 0; i < 4; i++) {
+            T_EQ(pthread_create(&th[i], NULL, ref_owner, &args[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            T_EQ(args[i].failures, 0);
+        }
+    }
+}
+
 /* ---- optional measurement (ATP_CRYPTO_BENCH=1) ---- */
 
 static double now_s(void)
@@ -815,6 +852,7 @@ int main(void)
     T_RUN(test_multikey_forms);
     T_RUN(test_curve_names);
     T_RUN(test_threads_share_key);
+    T_RUN(test_key_refs);
     T_RUN(test_bench);
     return t_done();
 }

@@ -51,8 +51,13 @@ ATP_NODISCARD int atp_curve_from_jwt_alg(atp_slice alg, atp_curve *out, atp_err 
 
 /* ---- key objects ---- */
 
-/* Frees a key and wipes its private scalar. NULL is a no-op. */
+/* Drops one owner of a key; the last one frees it and wipes its private scalar. NULL is a
+ * no-op. */
 void atp_key_destroy(atp_key *k);
+
+/* Adds an owner to `k` (thread-safe; keys are immutable once made, so owners on several
+ * threads may use it at once); each owner calls atp_key_destroy once. Returns k. */
+atp_key *atp_key_ref(atp_key *k);
 
 /* Fresh private key from the OS CSPRNG (OpenSSL RAND_priv_bytes). *out is owned: destroy.
  * Errors: ATP_EINVAL (unknown curve), ATP_EINTERNAL (the RNG failed). */
