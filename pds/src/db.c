@@ -34,9 +34,11 @@ typedef struct db_conn {
 } db_conn;
 
 struct pds_db {
-    db_conn w;             /* the one writer: every write and transaction */
-    db_conn r[DB_READERS]; /* SQLITE_OPEN_READONLY: reads only */
-    atomic_uint next;      /* where the next reader search starts */
+    db_conn w;              /* the one writer: every write and transaction */
+    db_conn r[DB_READERS];  /* SQLITE_OPEN_READONLY: reads only */
+    atomic_uint next;       /* where the next reader search starts */
+    bool acct_touched;      /* the writer changed an account row (w.mu held) */
+    atomic_ullong acct_gen; /* bumped after each such change is committed */
 };
 
 /* Migration i brings the schema from version i to i + 1. */
@@ -77,6 +79,12 @@ static const char *const migrations[] = {
     "CREATE TABLE reserved_signing_key(key_did TEXT PRIMARY KEY, did TEXT,"
     " private_key TEXT NOT NULL, created_at TEXT NOT NULL);"
     "CREATE INDEX reserved_signing_key_did ON reserved_signing_key(did);",
+    /* 3: one index on repo_seq's did instead of two: every sequenced event updated both at a
+     * random place (by DID), one page each in the WAL; (did, outbox_id) serves the lookups by
+     * did too, and SQLite's unique index lets NULL outbox_ids repeat as the partial one did. */
+    "DROP INDEX repo_seq_did;"
+    "DROP INDEX repo_seq_outbox;"
+    "CREATE UNIQUE INDEX repo_seq_did_outbox ON repo_seq(did, outbox_id);",
 };
 
 static int read_version(sqlite3 *c)
@@ -193,6 +201,30 @@ static void conn_close(db_conn *dc)
     pthread_mutex_destroy(&dc->mu);
 }
 
+/* The writer's row hook: notes a change to the account table (rowid table: the hook fires). */
+static void on_row_change(void *ud, int op, const char *dbname, const char *table,
+                          sqlite3_int64 rowid)
+{
+    (void)op;
+    (void)dbname;
+    (void)rowid;
+    if (strcmp(table, "account") == 0) {
+        ((pds_db *)ud)->acct_touched = true;
+    }
+}
+
+/* Lets go of the writer. Every transaction is over by then (committed or rolled back), so a
+ * change to an account row is published by bumping the generation after it is in the file:
+ * a cache entry read before the bump carries the older generation and is read again. */
+static void writer_unlock(pds_db *db)
+{
+    if (db->acct_touched) {
+        db->acct_touched = false;
+        atomic_fetch_add_explicit(&db->acct_gen, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&db->w.mu);
+}
+
 /* The writer: WAL, durable commits, then the schema brought up to date. */
 static int writer_open(db_conn *w, const char *path, atp_err *err)
 {
@@ -235,6 +267,7 @@ int pds_db_open(const char *path, pds_db **out, atp_err *err)
     atomic_init(&db->next, 0u);
     rc = writer_open(&db->w, path, err);
     if (rc == 0) {
+        sqlite3_update_hook(db->w.c, on_row_change, db);
         rc = readers_open(db, path, err);
     }
     if (rc < 0) {
@@ -283,6 +316,11 @@ static void reader_put(db_conn *r)
     pthread_mutex_unlock(&r->mu);
 }
 
+uint64_t pds_db_account_generation(pds_db *db)
+{
+    return atomic_load_explicit(&db->acct_gen, memory_order_acquire);
+}
+
 int pds_db_txn(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err)
 {
     sqlite3 *c = db->w.c;
@@ -298,7 +336,7 @@ int pds_db_txn(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err)
             sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
         }
     }
-    pthread_mutex_unlock(&db->w.mu);
+    writer_unlock(db);
     return rc;
 }
 
@@ -437,7 +475,7 @@ int pds_db_account_create(pds_db *db, const pds_account *a, const char *invite, 
             sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
         }
     }
-    pthread_mutex_unlock(&db->w.mu);
+    writer_unlock(db);
     return rc;
 }
 
@@ -481,7 +519,7 @@ static int locked_run(pds_db *db, const char *sql, int n, const char *const *arg
     if (rc == 0 && want_change && sqlite3_changes(db->w.c) == 0) {
         rc = ATP_ENOTFOUND;
     }
-    pthread_mutex_unlock(&db->w.mu);
+    writer_unlock(db);
     return rc;
 }
 
@@ -574,7 +612,7 @@ int pds_db_refresh_rotate(pds_db *db, const char *old_id, const char *new_id,
             sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
         }
     }
-    pthread_mutex_unlock(&db->w.mu);
+    writer_unlock(db);
     return rc;
 }
 
@@ -637,7 +675,7 @@ int pds_db_app_pass_delete(pds_db *db, const char *did, const char *name)
         rc = run(db, "DELETE FROM refresh_token WHERE did = ?1 AND app_password_name = ?2", 2,
                  a);
     }
-    pthread_mutex_unlock(&db->w.mu);
+    writer_unlock(db);
     return rc;
 }
 

@@ -25,7 +25,7 @@
 
 #include "pds.h"
 
-#define PDS_DB_SCHEMA_VERSION 2
+#define PDS_DB_SCHEMA_VERSION 3
 #define PDS_EMAIL_MAX 320
 #define PDS_HASH_MAX 192 /* password hash strings (password.h) */
 
@@ -62,7 +62,8 @@ void pds_db_close(pds_db *db); /* NULL is a no-op */
  * frame, invalidated, sequenced_at, outbox_id = the account file's seq_outbox id it came from),
  * seq_state (name -> value), account columns takedown_ref, deactivated_at, delete_after,
  * email_confirmed_at, invites_disabled; account_pref (did, name = the preference's $type,
- * value_json); reserved_signing_key (key_did, did, private_key hex, created_at).
+ * value_json); reserved_signing_key (key_did, did, private_key hex, created_at). Migration 3:
+ * repo_seq's two indexes on did become one, unique (did, outbox_id).
  *
  * Modules with their own tables (sequencer, admin, preferences...) use the connections through
  * these two calls: writes through pds_db_txn, on the writer under its mutex; reads through
@@ -79,6 +80,10 @@ ATP_NODISCARD int pds_db_txn(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err);
  * SQLITE_READONLY. fn must not call other pds_db_* functions (a reader is held) and must
  * finalize or reset its statements, since one left mid-step pins an old snapshot. */
 ATP_NODISCARD int pds_db_read(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err);
+
+/* A counter the writer bumps after every committed change to an account row (any column,
+ * through any call here or pds_db_txn), for caches of account state (acct_cache.h). */
+uint64_t pds_db_account_generation(pds_db *db);
 
 /* Schema version recorded in the file. */
 int pds_db_schema_version(pds_db *db);

@@ -13,6 +13,7 @@
 #include "atp/log.h"
 #include "atp/server.h"
 
+#include "acct_cache.h"
 #include "actor_store.h"
 #include "blobstore.h"
 #include "crawlers.h"
@@ -103,6 +104,7 @@ static int open_ctx(const pds_config *cfg, pds_ctx *ctx)
         atp_logf(ATP_LOG_ERROR, "main", "database: %s", err.msg);
         return 1;
     }
+    ctx->acct_cache = pds_acct_cache_create(ctx->db, PDS_ACCT_CACHE_SLOTS);
     atp_resolver_config_init(&rc);
     rc.plc_url = cfg->plc_url;
     rc.local = cfg->dev_mode;
@@ -165,6 +167,7 @@ static void close_ctx(pds_ctx *ctx)
     pds_ratelimit_destroy(ctx->rl_session);
     pds_ratelimit_destroy(ctx->rl_account);
     atp_resolver_destroy(ctx->resolver);
+    pds_acct_cache_destroy(ctx->acct_cache);
     pds_db_close(ctx->db);
     atp_key_destroy(ctx->plc_rotation_key);
 }
@@ -250,8 +253,10 @@ static int run(const pds_config *cfg)
     }
     pds_crawlers_stop(ctx.crawlers);
     ctx.crawlers = NULL;
-    /* proxied requests run on threads of their own that respond through the server */
+    /* proxied requests run on threads of their own that respond through the server, and
+     * writes are answered by the sequencer once durable: both before the server goes */
     (void)pds_proxy_drain(2000);
+    pds_seq_detach(ctx.seq);
     atp_server_destroy(srv);
     if (base) {
         event_base_free(base);

@@ -78,6 +78,7 @@ typedef struct pds_ctx {
     char service_did[PDS_HANDLE_MAX + 16]; /* "did:web:<hostname>": aud of our tokens */
     char public_url[PDS_HANDLE_MAX + 32];  /* "https://<hostname>" or http://localhost:PORT */
     pds_db *db;
+    struct pds_acct_cache *acct_cache; /* the write path's account state (NULL: read the db) */
     atp_resolver *resolver;
     pds_actor_store *actors; /* NULL until the actor store is built in */
     pds_seq *seq;            /* firehose sequencer */

@@ -4,12 +4,15 @@
  * Every handler runs on the worker pool (ATP_ROUTE_BLOCKING): they hit SQLite. Statuses follow
  * issue 5's list (404 RecordNotFound/RepoNotFound, 409 InvalidSwap, 400 for bad input and
  * invalid records); clients key on the error name, which is the reference's. */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "atp/json.h"
 #include "atp/syntax.h"
 
+#include "acct_cache.h"
 #include "actor_store.h"
 #include "crawlers.h"
 #include "db.h"
@@ -80,35 +83,56 @@ static void write_req_done(write_req *w)
     atp_key_destroy(w->key);
 }
 
-/* The caller must be the repo's owner, and the account active. Sends the error. */
-static int check_owner(pds_ctx *ctx, atp_req *r, const write_req *w)
+/* The writer's account: its status and signing key (w->key, an owned reference), from the
+ * account cache when there is one. ATP_ENOTFOUND: no such live account. */
+static int writer_account(pds_ctx *ctx, write_req *w, pds_status *st)
+{
+    if (ctx->acct_cache) {
+        return pds_acct_cache_get(ctx->acct_cache, w->auth.did, st, &w->key);
+    }
+    pds_account a;
+    int rc = pds_db_account_get(ctx->db, w->auth.did, &a);
+    if (rc == 0) {
+        *st = a.status;
+        if (pds_account_signing_key(ctx, w->auth.did, &w->key) != 0) {
+            w->key = NULL; /* check_owner answers 500 */
+        }
+    }
+    return rc;
+}
+
+/* `repo` must name the caller's own account (by DID, or by a handle of that account). */
+static bool is_own_repo(pds_ctx *ctx, const write_req *w, const char *repo)
+{
+    if (strncmp(repo, "did:", 4) == 0) {
+        return strcmp(repo, w->auth.did) == 0;
+    }
+    pds_account a;
+    return local_account(ctx, atp_slice_str(repo), &a) && strcmp(a.did, w->auth.did) == 0;
+}
+
+/* The caller must be the repo's owner, the account active, and its signing key at hand
+ * (w->key). Sends the error. */
+static int check_owner(pds_ctx *ctx, atp_req *r, write_req *w)
 {
     const char *repo = pds_json_str(w->body, "repo");
-    pds_account a;
+    pds_status st = PDS_ST_ACTIVE;
     if (!repo) {
         bad_request(r, "Input must have the property \"repo\"");
         return ATP_EINVAL;
     }
-    if (!local_account(ctx, atp_slice_str(repo), &a) || strcmp(a.did, w->auth.did) != 0) {
+    if (!is_own_repo(ctx, w, repo) || writer_account(ctx, w, &st) != 0) {
         atp_req_error_status(r, 403, "InvalidRequest",
                              "Can not write to a repo other than your own");
         return ATP_EFORBIDDEN;
     }
-    if (a.status != PDS_ST_ACTIVE) {
-        bool td = a.status == PDS_ST_TAKENDOWN;
+    if (st != PDS_ST_ACTIVE) {
+        bool td = st == PDS_ST_TAKENDOWN;
         atp_req_error_status(r, 401, td ? "AccountTakedown" : "AccountDeactivated",
                              td ? "Account has been taken down" : "Account is deactivated");
         return ATP_EFORBIDDEN;
     }
-    return 0;
-}
-
-/* The account's signing key from the service database. Sends the error. */
-static int load_key(pds_ctx *ctx, atp_req *r, write_req *w)
-{
-    char hex[65];
-    if (pds_db_account_get_key(ctx->db, w->auth.did, hex) != 0 ||
-        atp_key_import_private_hex(ATP_CURVE_K256, atp_slice_str(hex), &w->key, NULL) != 0) {
+    if (!w->key) {
         atp_req_error_status(r, 500, "InternalServerError", "no signing key for the account");
         return ATP_EINTERNAL;
     }
@@ -150,7 +174,6 @@ static int write_begin(pds_ctx *ctx, atp_req *r, write_req *w)
     rc = rc ? rc : pds_body_json(r, &w->body);
     rc = rc ? rc : check_owner(ctx, r, w);
     rc = rc ? rc : parse_common(r, w);
-    rc = rc ? rc : load_key(ctx, r, w);
     return rc;
 }
 
@@ -251,10 +274,47 @@ static int run_writes(pds_ctx *ctx, atp_req *r, write_req *w, const pds_write *w
     if (rc != 0) {
         send_store_error(r, rc, name, &e);
     } else if (out->committed) {
-        pds_seq_after_write(ctx->seq, w->auth.did);
         pds_crawlers_poke(ctx->crawlers);
     }
     return rc;
+}
+
+/* A write's answer, held until its events are in repo_seq (the durability point: the
+ * reference answers after sequencing too). */
+typedef struct held_answer {
+    atp_req *r;
+    char *json;
+} held_answer;
+
+static void free_json(const void *body, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    cJSON_free((void *)(uintptr_t)body);
+}
+
+static void send_held(void *arg)
+{
+    held_answer *h = arg;
+    atp_req_respond_ref(h->r, 200, "application/json; charset=utf-8", h->json, strlen(h->json),
+                        free_json, NULL);
+    free(h);
+}
+
+/* Answers `o` once everything the write queued is sequenced, without holding this worker:
+ * the sequencer thread sends it (pds_seq_when_durable). */
+static void answer_when_durable(pds_ctx *ctx, atp_req *r, const cJSON *o)
+{
+    char *json = cJSON_PrintUnformatted(o);
+    if (!json) {
+        atp_req_error(r, ATP_EINTERNAL, NULL);
+        return;
+    }
+    held_answer *h = atp_xmalloc(sizeof *h);
+    h->r = r;
+    h->json = json;
+    atp_req_defer(r);
+    pds_seq_when_durable(ctx->seq, send_held, h);
 }
 
 /* ---- createRecord / putRecord / deleteRecord ---- */
@@ -270,7 +330,7 @@ static void create_or_put(pds_ctx *ctx, atp_req *r, bool put)
         cJSON *o = cJSON_CreateObject();
         add_result(o, &out.results[0]);
         add_commit(o, &out);
-        pds_respond_json(r, o);
+        answer_when_durable(ctx, r, o);
         cJSON_Delete(o);
     }
     write_req_done(&w);
@@ -296,7 +356,7 @@ static void delete_record(atp_req *r, void *ud)
         parse_swap_record(r, w.body, &pw) == 0 && run_writes(ctx, r, &w, &pw, 1, &out) == 0) {
         cJSON *o = cJSON_CreateObject();
         add_commit(o, &out);
-        pds_respond_json(r, o);
+        answer_when_durable(ctx, r, o);
         cJSON_Delete(o);
     }
     write_req_done(&w);
@@ -375,7 +435,7 @@ static void apply_writes(atp_req *r, void *ud)
         cJSON *o = cJSON_CreateObject();
         add_commit(o, &out);
         cJSON_AddItemToObject(o, "results", apply_results(&out, n));
-        pds_respond_json(r, o);
+        answer_when_durable(ctx, r, o);
         cJSON_Delete(o);
     }
     write_req_done(&w);
