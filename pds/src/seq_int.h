@@ -95,7 +95,11 @@ void seq_post_events(pds_seq *q, ev_list *evs, int64_t upto);
 /* seq_outbox.c: sets up the hand-off (q->ho) and, when `recover`, first sequences whatever any
  * account's outbox still holds (after an unclean stop), then starts the outbox cleaner. */
 ATP_NODISCARD int seq_outbox_open(pds_seq *q, bool recover, atp_err *err);
-/* Stops the cleaner after a last round of deletions, and frees q->ho. NULL q->ho is a no-op. */
+/* Stops the sequencer thread once it has sequenced everything queued and run the callbacks
+ * it served; later waiters lead themselves. NULL q or q->ho is a no-op. */
+void seq_outbox_stop(pds_seq *q);
+/* Stops the sequencer thread (seq_outbox_stop), then the cleaner after a last round of
+ * deletions, and frees q->ho. NULL q->ho is a no-op. */
 void seq_outbox_close(pds_seq *q);
 
 #endif

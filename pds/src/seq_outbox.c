@@ -2,17 +2,20 @@
  *
  * A commit's event is written into its account file's seq_outbox in the commit's own
  * transaction (durable with it). The hook also keeps a copy in memory; once the account's
- * COMMIT returned, that copy joins the hand-off queue, and pds_seq_after_write waits until a
- * group-commit leader (the first waiting writer) has appended everything queued so far to
- * repo_seq in one service-db transaction: the writer path never reads its account file back.
+ * COMMIT returned, that copy joins the hand-off queue, and the sequencer thread appends
+ * everything queued so far to repo_seq in one service-db transaction (a group commit across
+ * accounts): the writer path never reads its account file back. Writers wait for their ticket
+ * (pds_seq_after_write) or leave a callback (pds_seq_when_durable) that the sequencer thread
+ * calls once the ticket is through, so a worker thread does not wait for the fsync.
  * The moved outbox rows are deleted later by the cleaner thread (a quarter second apart, and
  * at close), off the writers' path; until then repo_seq's unique (did, outbox_id) is what
  * keeps a row from being sequenced twice (recovery, an import's drain).
  * Paths that write an outbox row outside the hook (an import's #sync) drain the account's
  * file instead (pds_seq_after_import).
  *
- * Locks: ho->mu guards the queue, the tickets, the leader flag and the moved list; the leader
- * takes q->seq_mu (then the service db's) after letting go of ho->mu. Order as sequencer.c.
+ * Locks: ho->mu guards the queue, the tickets, the waiters, the leader flag and the moved list;
+ * the leader (the sequencer thread, or a waiter once the thread is stopped) takes q->seq_mu
+ * (then the service db's) after letting go of ho->mu. Order as sequencer.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -235,24 +238,29 @@ typedef struct moved {
     bool redrain;
 } moved;
 
-/* A pds_seq_after_write caller waiting for its ticket (woken alone: no herd). */
+/* A caller waiting for its ticket: a blocked thread (fn NULL, woken alone: no herd), or a
+ * callback the leader calls once the ticket is through. */
 typedef struct waiter {
     uint64_t ticket;
     pthread_cond_t cv;
+    bool done;
+    void (*fn)(void *arg);
+    void *arg;
     struct waiter *next;
 } waiter;
 
 struct seq_handoff {
     pthread_mutex_t mu;
-    waiter *waiters;    /* in ticket order */
-    pthread_cond_t ccv; /* the cleaner's timer (and its stop) */
+    waiter *waiters, **wtail; /* in ticket order */
+    pthread_cond_t scv;       /* the sequencer thread's wake-up */
+    pthread_cond_t ccv;       /* the cleaner's timer (and its stop) */
     handed *head, **tail;
     uint64_t queued, finished; /* tickets: events handed in, events through a leader */
-    bool leader, stop;
+    bool leader, stop, seq_stop;
     moved *mv;
     size_t n_mv, cap_mv;
-    pthread_t cleaner;
-    bool cleaner_on;
+    pthread_t cleaner, sequencer;
+    bool cleaner_on, seq_on;
 };
 
 static void handed_free(handed *h)
@@ -329,8 +337,42 @@ static void hand_on(pds_seq *q, handed *list)
     pthread_mutex_unlock(&q->ho->mu);
 }
 
-/* Takes everything queued (ho->mu held, returned held) and hands it on. */
-static void lead(pds_seq *q)
+/* Takes the waiters whose ticket is through (ho->mu held): blocked ones are woken, callbacks
+ * are returned as a list for the caller to run once it let go of ho->mu. */
+static waiter *release_ready(seq_handoff *ho)
+{
+    waiter *ready = NULL, **rtail = &ready;
+    while (ho->waiters && ho->waiters->ticket <= ho->finished) {
+        waiter *w = ho->waiters;
+        ho->waiters = w->next;
+        w->next = NULL;
+        if (w->fn) {
+            *rtail = w;
+            rtail = &w->next;
+        } else {
+            w->done = true;
+            pthread_cond_signal(&w->cv);
+        }
+    }
+    if (!ho->waiters) {
+        ho->wtail = &ho->waiters;
+    }
+    return ready;
+}
+
+static void run_ready(waiter *w)
+{
+    while (w) {
+        waiter *next = w->next;
+        w->fn(w->arg);
+        free(w);
+        w = next;
+    }
+}
+
+/* Takes everything queued (ho->mu held, returned held), hands it on and releases the waiters
+ * it served; returns their callbacks (run_ready, after letting go of ho->mu). */
+static waiter *lead(pds_seq *q)
 {
     seq_handoff *ho = q->ho;
     handed *list = ho->head;
@@ -346,13 +388,46 @@ static void lead(pds_seq *q)
     pthread_mutex_lock(&ho->mu);
     ho->finished += n;
     ho->leader = false;
-    /* Wake those served, and the first one still waiting (it leads the next round). */
-    for (waiter *w = ho->waiters; w; w = w->next) {
-        pthread_cond_signal(&w->cv);
-        if (w->ticket > ho->finished) {
+    return release_ready(ho);
+}
+
+/* The sequencer thread: one transaction for whatever was queued while the last one ran. */
+static void *sequencer_main(void *arg)
+{
+    pds_seq *q = arg;
+    seq_handoff *ho = q->ho;
+    pthread_mutex_lock(&ho->mu);
+    for (;;) {
+        while (!ho->head && !ho->seq_stop) {
+            pthread_cond_wait(&ho->scv, &ho->mu);
+        }
+        if (!ho->head) {
             break;
         }
+        waiter *ready = lead(q);
+        pthread_mutex_unlock(&ho->mu);
+        run_ready(ready);
+        pthread_mutex_lock(&ho->mu);
     }
+    ho->seq_on = false;
+    pthread_mutex_unlock(&ho->mu);
+    return NULL;
+}
+
+/* Queues a waiter for everything handed in so far (ho->mu held); without a sequencer thread
+ * the caller leads. Returns callbacks to run after letting go of ho->mu. */
+static waiter *wait_enqueue(pds_seq *q, waiter *w)
+{
+    seq_handoff *ho = q->ho;
+    w->ticket = ho->queued;
+    w->next = NULL;
+    *ho->wtail = w;
+    ho->wtail = &w->next;
+    if (!ho->seq_on && !ho->leader) {
+        return lead(q);
+    }
+    pthread_cond_signal(&ho->scv);
+    return NULL;
 }
 
 void pds_seq_after_write(pds_seq *q, const char *did)
@@ -362,27 +437,63 @@ void pds_seq_after_write(pds_seq *q, const char *did)
         return;
     }
     seq_handoff *ho = q->ho;
-    waiter me = {0, PTHREAD_COND_INITIALIZER, NULL}, **at;
+    waiter me = {0, PTHREAD_COND_INITIALIZER, false, NULL, NULL, NULL};
     pthread_mutex_lock(&ho->mu);
-    me.ticket = ho->queued;
-    for (at = &ho->waiters; *at; at = &(*at)->next) {
+    if (ho->finished >= ho->queued) {
+        pthread_mutex_unlock(&ho->mu);
+        return;
     }
-    *at = &me;
-    while (ho->finished < me.ticket) {
-        if (!ho->leader) {
-            lead(q);
+    waiter *ready = wait_enqueue(q, &me);
+    while (!me.done) {
+        if (!ho->seq_on && !ho->leader) { /* the thread stopped: lead ourselves */
+            pthread_mutex_unlock(&ho->mu);
+            run_ready(ready);
+            pthread_mutex_lock(&ho->mu);
+            ready = lead(q);
         } else {
             pthread_cond_wait(&me.cv, &ho->mu);
         }
     }
-    for (at = &ho->waiters; *at != &me; at = &(*at)->next) {
-    }
-    *at = me.next;
-    if (me.next && !ho->leader && me.next->ticket > ho->finished) {
-        pthread_cond_signal(&me.next->cv); /* it may have been woken before it could lead */
-    }
     pthread_mutex_unlock(&ho->mu);
+    run_ready(ready);
     pthread_cond_destroy(&me.cv);
+}
+
+void pds_seq_when_durable(pds_seq *q, void (*fn)(void *arg), void *arg)
+{
+    if (!q || !q->ho) {
+        fn(arg);
+        return;
+    }
+    seq_handoff *ho = q->ho;
+    pthread_mutex_lock(&ho->mu);
+    if (ho->finished >= ho->queued) {
+        pthread_mutex_unlock(&ho->mu);
+        fn(arg);
+        return;
+    }
+    waiter *w = atp_xcalloc(1, sizeof *w);
+    w->fn = fn;
+    w->arg = arg;
+    waiter *ready = wait_enqueue(q, w);
+    pthread_mutex_unlock(&ho->mu);
+    run_ready(ready);
+}
+
+void seq_outbox_stop(pds_seq *q)
+{
+    seq_handoff *ho = q ? q->ho : NULL;
+    if (!ho) {
+        return;
+    }
+    pthread_mutex_lock(&ho->mu);
+    bool on = ho->seq_on;
+    ho->seq_stop = true;
+    pthread_cond_broadcast(&ho->scv);
+    pthread_mutex_unlock(&ho->mu);
+    if (on) {
+        pthread_join(ho->sequencer, NULL); /* it drains the queue and answers first */
+    }
 }
 
 void pds_seq_after_import(pds_seq *q, const char *did)
@@ -505,6 +616,9 @@ void pds_seq_commit_done(void *pctx, atp_slice did, void *staged, bool durable)
     for (handed *e = list; e; e = e->next) {
         ho->queued++;
         ho->tail = &e->next;
+    }
+    if (!ho->leader) {
+        pthread_cond_signal(&ho->scv);
     }
     pthread_mutex_unlock(&ho->mu);
 }
@@ -629,12 +743,18 @@ int seq_outbox_open(pds_seq *q, bool recover_first, atp_err *err)
     seq_handoff *ho = atp_xcalloc(1, sizeof *ho);
     pthread_mutex_init(&ho->mu, NULL);
     pthread_cond_init(&ho->ccv, NULL);
+    pthread_cond_init(&ho->scv, NULL);
     ho->tail = &ho->head;
+    ho->wtail = &ho->waiters;
     q->ho = ho;
     int rc = recover_first ? recover(q, err) : 0;
     if (rc == 0) {
         ho->cleaner_on = pthread_create(&ho->cleaner, NULL, cleaner_main, q) == 0;
         rc = ho->cleaner_on ? 0 : atp_err_set(err, ATP_EIO, 0, "outbox cleaner thread");
+    }
+    if (rc == 0) {
+        ho->seq_on = pthread_create(&ho->sequencer, NULL, sequencer_main, q) == 0;
+        rc = ho->seq_on ? 0 : atp_err_set(err, ATP_EIO, 0, "sequencer thread");
     }
     return rc;
 }
@@ -645,13 +765,16 @@ void seq_outbox_close(pds_seq *q)
     if (!ho) {
         return;
     }
+    seq_outbox_stop(q);
     pthread_mutex_lock(&ho->mu);
+    waiter *ready = NULL;
     if (ho->head && !ho->leader) {
-        lead(q); /* committed events nobody waited for (a writer that gave up) */
+        ready = lead(q); /* committed events nobody waited for (the thread never ran) */
     }
     ho->stop = true;
     pthread_cond_broadcast(&ho->ccv);
     pthread_mutex_unlock(&ho->mu);
+    run_ready(ready);
     if (ho->cleaner_on) {
         pthread_join(ho->cleaner, NULL);
     }
@@ -667,6 +790,7 @@ void seq_outbox_close(pds_seq *q)
     handed_free(ho->head);
     pthread_mutex_destroy(&ho->mu);
     pthread_cond_destroy(&ho->ccv);
+    pthread_cond_destroy(&ho->scv);
     free(ho);
     q->ho = NULL;
 }

@@ -1031,6 +1031,17 @@ void pds_seq_attach(pds_seq *q, atp_server *srv)
     }
 }
 
+void pds_seq_detach(pds_seq *q)
+{
+    if (!q) {
+        return;
+    }
+    seq_outbox_stop(q);
+    pthread_mutex_lock(&q->mu);
+    q->srv = NULL;
+    pthread_mutex_unlock(&q->mu);
+}
+
 static int mark_clean(void *ctx, sqlite3 *conn, atp_err *err)
 {
     const void *args[] = {STATE_CLEAN, "1"};

@@ -62,10 +62,21 @@ ATP_NODISCARD int pds_seq_outbox_sync(sqlite3 *db, atp_slice did, const atp_cid 
                                       atp_slice commit_block, const char *rev, atp_err *err);
 
 /* After a write to `did` returned (its events queued by pds_seq_commit_done): returns once
- * everything queued so far is in repo_seq (durable) and handed to the broadcast; one caller
- * does it for all who wait (group commit). A failure is logged and the accounts' files are
- * drained again in the background (the write itself is durable either way). */
+ * everything queued so far is in repo_seq (durable) and handed to the broadcast. The
+ * sequencer thread does that for everything queued at once (one transaction: a group commit
+ * across accounts). A failure is logged and the accounts' files are drained again in the
+ * background (the write itself is durable either way). */
 void pds_seq_after_write(pds_seq *q, const char *did);
+
+/* The same without blocking: fn(arg) is called once everything queued so far is in repo_seq
+ * and handed to the broadcast: on the sequencer thread, or at once on the caller's when
+ * nothing is pending. Always called exactly once, at the latest by pds_seq_detach. */
+void pds_seq_when_durable(pds_seq *q, void (*fn)(void *arg), void *arg);
+
+/* Before the server given to pds_seq_attach goes away: sequences what is queued, runs the
+ * callbacks waiting for it (they may still answer requests), stops the sequencer thread and
+ * forgets the server. Later writes are sequenced by their own callers. NULL is a no-op. */
+void pds_seq_detach(pds_seq *q);
 
 /* After a transaction on did's file wrote outbox rows outside the hook (an import's #sync):
  * moves everything its outbox holds into repo_seq and broadcasts it. */
