@@ -209,7 +209,10 @@ static int report(const char *name, worker *ws, unsigned n, double wall, double 
     qsort(all, total, sizeof *all, bh_cmp_i64);
     printf("%s.per_s %.1f\n", name, (double)ok / wall);
     printf("%s.p50_ms %.2f\n", name, bh_pct_ms(all, total, 0.50));
+    printf("%s.p90_ms %.2f\n", name, bh_pct_ms(all, total, 0.90));
     printf("%s.p99_ms %.2f\n", name, bh_pct_ms(all, total, 0.99));
+    printf("%s.p999_ms %.2f\n", name, bh_pct_ms(all, total, 0.999));
+    printf("%s.max_ms %.2f\n", name, total ? (double)all[total - 1] / 1e6 : 0.0);
     printf("%s.errors %lu\n", name, errors);
     if (srv_cpu > 0) {
         printf("%s.server_cpu_pct %.0f\n", name, 100 * srv_cpu / wall);
