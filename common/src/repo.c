@@ -420,6 +420,7 @@ typedef struct apply_ctx {
     atp__cidset seen; /* blocks already in nodes/proof */
     atp__blockvec nodes, proof, recs;
     atp__blockvec gone; /* removed blocks (data unused) */
+    atp_slice adopt;    /* apply_signed: the signed commit to adopt instead of signing */
 } apply_ctx;
 
 typedef struct path_ix {
@@ -625,24 +626,50 @@ static void layout_removed(apply_ctx *c, size_t n, atp_repo_commit *res)
     atp__cidset_release(&maybe);
 }
 
+/* The signed commit over `data`: made and signed here, or (apply_signed) the given one, which
+ * must be this repo's, over exactly this tree, with a rev after the current one. */
+static int sign_or_adopt(apply_ctx *c, const atp_cid *data, atp_repo_commit *res)
+{
+    atp_repo *r = c->r;
+    if (c->adopt.len == 0) {
+        atp_buf b;
+        atp_commit_next_rev(atp_slice_str(r->rev), res->rev);
+        atp_buf_init(&b, ATP_COMMIT_MAX_BYTES);
+        int rc = atp_commit_create(&b, atp_repo_did(r), atp_slice_str(res->rev), data, r->key,
+                                   NULL, &res->cid, c->err);
+        if (rc == 0) {
+            res->bytes = atp_slice_make(atp_arena_dup(c->a, b.ptr, b.len), b.len);
+        }
+        atp_buf_release(&b);
+        return rc;
+    }
+    atp_commit cm;
+    int rc = atp_commit_decode(c->a, c->adopt, &cm, c->err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!atp_slice_eq(cm.did, atp_repo_did(r)) || !atp_cid_eq(&cm.data, data) ||
+        cm.rev.len != 13 || (r->rev[0] && memcmp(cm.rev.ptr, r->rev, 13) <= 0)) {
+        return atp_err_set(c->err, ATP_EINVAL, 0,
+                           "signed commit does not match the writes (did, data or rev)");
+    }
+    memcpy(res->rev, cm.rev.ptr, 13);
+    res->rev[13] = '\0';
+    res->bytes = atp_slice_make(atp_arena_dup(c->a, c->adopt.ptr, c->adopt.len), c->adopt.len);
+    atp_commit_cid(res->bytes, &res->cid);
+    return 0;
+}
+
 /* Signs the commit over the new root and lays out the result. */
 static int finish_commit(apply_ctx *c, size_t n, const atp_cid *data, atp_repo_commit *out)
 {
     atp_repo *r = c->r;
     atp_repo_commit res;
-    atp_buf b;
-    int rc;
     memset(&res, 0, sizeof res);
-    atp_commit_next_rev(atp_slice_str(r->rev), res.rev);
-    atp_buf_init(&b, ATP_COMMIT_MAX_BYTES);
-    rc = atp_commit_create(&b, atp_repo_did(r), atp_slice_str(res.rev), data, r->key, NULL,
-                           &res.cid, c->err);
+    int rc = sign_or_adopt(c, data, &res);
     if (rc != 0) {
-        atp_buf_release(&b);
         return rc;
     }
-    res.bytes = atp_slice_make(atp_arena_dup(c->a, b.ptr, b.len), b.len);
-    atp_buf_release(&b);
     memcpy(res.since, r->rev, sizeof res.since);
     res.has_prev_data = r->has_head;
     res.prev_data = r->data;
@@ -683,14 +710,11 @@ static int apply_all(apply_ctx *c, const atp_repo_write *w, size_t n, atp_repo_c
     return rc ? rc : finish_commit(c, n, &data, out);
 }
 
-int atp_repo_apply(atp_repo *r, const atp_repo_write *writes, size_t n, atp_arena *a,
-                   atp_repo_commit *out, atp_err *err)
+static int apply_with(atp_repo *r, const atp_repo_write *writes, size_t n, atp_slice adopt,
+                      atp_arena *a, atp_repo_commit *out, atp_err *err)
 {
     apply_ctx c;
     int rc;
-    if (!r->key) {
-        return atp_err_set(err, ATP_EKEY, 0, "repo has no signing key");
-    }
     if (n > ATP_REPO_MAX_WRITES) {
         return atp_err_set(err, ATP_ELIMIT, 0, "%zu writes (max %d)", n, ATP_REPO_MAX_WRITES);
     }
@@ -698,6 +722,7 @@ int atp_repo_apply(atp_repo *r, const atp_repo_write *writes, size_t n, atp_aren
     c.r = r;
     c.a = a;
     c.err = err;
+    c.adopt = adopt;
     c.records = atp_arena_calloc(a, n ? n : 1, sizeof *c.records);
     c.rcids = atp_arena_calloc(a, n ? n : 1, sizeof *c.rcids);
     c.ops = atp_arena_calloc(a, n ? n : 1, sizeof *c.ops);
@@ -719,6 +744,24 @@ int atp_repo_apply(atp_repo *r, const atp_repo_write *writes, size_t n, atp_aren
     r->pending_data = out->data;
     memcpy(r->pending_rev, out->rev, sizeof r->pending_rev);
     return 0;
+}
+
+int atp_repo_apply(atp_repo *r, const atp_repo_write *writes, size_t n, atp_arena *a,
+                   atp_repo_commit *out, atp_err *err)
+{
+    if (!r->key) {
+        return atp_err_set(err, ATP_EKEY, 0, "repo has no signing key");
+    }
+    return apply_with(r, writes, n, atp_slice_make(NULL, 0), a, out, err);
+}
+
+int atp_repo_apply_signed(atp_repo *r, const atp_repo_write *writes, size_t n,
+                          atp_slice signed_commit, atp_arena *a, atp_repo_commit *out, atp_err *err)
+{
+    if (signed_commit.len == 0) {
+        return atp_err_set(err, ATP_EINVAL, 0, "no signed commit");
+    }
+    return apply_with(r, writes, n, signed_commit, a, out, err);
 }
 
 int atp_repo_accept(atp_repo *r, const atp_repo_commit *c, atp_err *err)

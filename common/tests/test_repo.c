@@ -397,6 +397,54 @@ static void test_apply_basic(void)
     atp_blockstore_destroy(bs);
 }
 
+/* A replica at the same head replays the original's commits from their writes and signed
+ * bytes (no key): same commits, same blocks, same garbage; anything that does not match the
+ * signed commit is refused and leaves the replica where it was. */
+static void test_apply_signed(void)
+{
+    atp_blockstore *bs = atp_blockstore_mem_create(), *bs2 = atp_blockstore_mem_create();
+    atp_key *k = ex_key();
+    atp_arena *a = atp_arena_create(0);
+    atp_repo *r = NULL, *rep = NULL;
+    atp_repo_commit c1, c2, d1, d2;
+    atp_err err = {0};
+    atp_slice p0 = path_for(a, 0), p1 = path_for(a, 1);
+    atp_repo_write w[2] = {wcreate(p0, record_for(a, coll_of(0), 0)),
+                           wcreate(p1, record_for(a, coll_of(1), 1))};
+    T_OKE(atp_repo_create(bs, atp_slice_str(ex_did), k, NULL, &r, &err), &err);
+    T_OKE(atp_repo_create(bs2, atp_slice_str(ex_did), NULL, NULL, &rep, &err), &err);
+    T_OKE(atp_repo_apply_store(r, w, 2, a, &c1, &err), &err);
+    /* without a key a replica cannot sign, but it can adopt */
+    T_EQ(atp_repo_apply(rep, w, 2, a, &d1, NULL), ATP_EKEY);
+    T_OKE(atp_repo_apply_signed(rep, w, 2, c1.bytes, a, &d1, &err), &err);
+    T_TRUE(atp_cid_eq(&d1.cid, &c1.cid));
+    T_TRUE(atp_cid_eq(&d1.data, &c1.data));
+    T_STREQ(d1.rev, c1.rev);
+    T_EQ(d1.n_blocks, c1.n_blocks);
+    T_OK(atp_blockstore_put_batch(bs2, d1.blocks, d1.n_blocks, atp_slice_str(d1.rev), NULL));
+    T_OK(atp_repo_accept(rep, &d1, NULL));
+
+    atp_repo_write u[2] = {wupdate(p0, record_for(a, coll_of(0), 7)), wdelete(p1)};
+    T_OKE(atp_repo_apply_store(r, u, 2, a, &c2, &err), &err);
+    /* the wrong writes for these signed bytes: refused, nothing pending */
+    T_EQ(atp_repo_apply_signed(rep, u, 1, c2.bytes, a, &d2, NULL), ATP_EINVAL);
+    /* an older commit again: refused (rev not after the head) */
+    T_EQ(atp_repo_apply_signed(rep, w, 0, c1.bytes, a, &d2, NULL), ATP_EINVAL);
+    T_EQ(atp_repo_apply_signed(rep, u, 2, ATP_SLICE_LIT("not cbor"), a, &d2, NULL), ATP_EINVAL);
+    T_OKE(atp_repo_apply_signed(rep, u, 2, c2.bytes, a, &d2, &err), &err);
+    T_TRUE(atp_cid_eq(&d2.cid, &c2.cid));
+    T_EQ(d2.n_removed, c2.n_removed);
+    T_EQ(d2.n_removed_records_maybe, c2.n_removed_records_maybe);
+    T_OK(atp_repo_accept(rep, &d2, NULL));
+    T_TRUE(atp_cid_eq(atp_repo_head(rep), atp_repo_head(r)));
+    atp_repo_destroy(r);
+    atp_repo_destroy(rep);
+    atp_arena_destroy(a);
+    atp_key_destroy(k);
+    atp_blockstore_destroy(bs);
+    atp_blockstore_destroy(bs2);
+}
+
 static void test_apply_rejects(void)
 {
     atp_blockstore *bs = atp_blockstore_mem_create();
@@ -1885,6 +1933,7 @@ int main(void)
     T_RUN(test_paths);
     T_RUN(test_spec_example_car);
     T_RUN(test_apply_basic);
+    T_RUN(test_apply_signed);
     T_RUN(test_apply_rejects);
     T_RUN(test_apply_pending);
     T_RUN(test_random_inversion);

@@ -155,6 +155,16 @@ typedef struct atp_repo_commit {
 ATP_NODISCARD int atp_repo_apply(atp_repo *r, const atp_repo_write *writes, size_t n, atp_arena *a,
                                  atp_repo_commit *out, atp_err *err);
 
+/* atp_repo_apply for a commit that was already made and signed (a redo from a stored event):
+ * the writes give the new tree as with atp_repo_apply, and `signed_commit` (its bytes, copied)
+ * becomes the commit instead of one signed here, so the result (CID, blocks, removed) is the
+ * original commit's. The handle needs no key. ATP_EINVAL if the bytes are not a valid commit of
+ * this repo's DID over exactly the resulting tree with a rev after the current one; otherwise
+ * the errors of atp_repo_apply. Accept it as any applied commit. */
+ATP_NODISCARD int atp_repo_apply_signed(atp_repo *r, const atp_repo_write *writes, size_t n,
+                                        atp_slice signed_commit, atp_arena *a,
+                                        atp_repo_commit *out, atp_err *err);
+
 /* Moves the handle to the commit made by the last atp_repo_apply (`c`), once its blocks are
  * stored. ATP_EINVAL if `c` is not that pending commit. */
 ATP_NODISCARD int atp_repo_accept(atp_repo *r, const atp_repo_commit *c, atp_err *err);
