@@ -4,6 +4,7 @@
 #include "actor_store_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,33 +12,46 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "atp/blockstore_sqlite.h"
 #include "atp/car.h"
+#include "atp/log.h"
+#include "atp/sqlwal.h"
 #include "atp/sha256.h"
 #include "atp/syntax.h"
 #include "atp/tid.h"
+#include "clock.h"
+#include "pending.h"
 #include "sqlx.h"
 
-struct apply_job;
+#define FLUSH_WAIT_MS   10000 /* longest wait for a commit's event to be sequenced */
+#define CKPT_FRAMES     1000  /* the flusher checkpoints an account's WAL past this */
+#define CKPT_LIMIT      20000 /* past this a flush checkpoints itself (the flusher fell behind) */
+
+/* flush_locked's flags */
+enum {
+    FL_WAIT = 1 << 0,    /* first wait until every pending commit is sequenced */
+    FL_DURABLE = 1 << 1, /* a FULL commit: durable on return (else the flusher fsyncs later) */
+};
 
 #define PDS_STMT_CACHE 24
 
 typedef struct pds_actor {
     char *did;
     sqlite3 *db;
-    atp_blockstore *bs;
-    atp_repo *repo; /* NULL until the account's first commit */
+    atp_blockstore *bs; /* the file's blocks */
+    atp_repo *repo;     /* NULL until the account's first commit; over pend's store view */
+    pds_pending pend;   /* commits applied but not yet in the file (pending.h) */
+    atp_sqlwal wal;     /* its WAL's size (checkpoints are the flusher's, off the lock) */
+    /* seqs of commits written with a NORMAL commit whose WAL is not fsynced yet, and of those
+     * whose fsync is under way: the flush watermark must not pass them */
+    int64_t unsynced_min, syncing_min;
     pthread_mutex_t lock;
     unsigned refs; /* guarded by the store's lock */
     uint64_t used;
+    bool dirty; /* pending commits for the flusher (store lock) */
     struct pds_actor *next;
-    /* group commit: writers queue jobs; one of them (the leader) runs every queued job in one
-     * transaction, so concurrent writes to the account share one fsync */
-    pthread_mutex_t qlock;
-    pthread_cond_t qcond;
-    struct apply_job *qhead, **qtail;
-    bool leader;
     /* prepared statements, keyed by their SQL literal's address (one per call site) */
     const char *stmt_sql[PDS_STMT_CACHE];
     sqlite3_stmt *stmt[PDS_STMT_CACHE];
@@ -54,7 +68,12 @@ struct pds_actor_store {
     pds_actor *list;
     size_t n_open;
     uint64_t tick;
-    atomic_ullong n_commits, n_txns;
+    atomic_ullong n_commits, n_txns, n_flushed;
+    /* the flusher thread: writes sequenced commits into their files every flush_ms */
+    unsigned flush_ms;
+    pthread_t flusher;
+    pthread_cond_t fcv;
+    bool flusher_on, stop;
 };
 
 /* The account tables besides repo_block (which the block store creates). CIDs are stored in
@@ -134,11 +153,13 @@ static int db_run(pds_actor *act, const char *sql, atp_err *err)
     return step == SQLITE_DONE ? 0 : pds_sqlx_fail(act->db, err, sql);
 }
 
-/* Hands what the commit hook staged to the done callback, once the outcome is known. */
-static void staged_end(pds_actor_store *s, pds_actor *act, void **staged, bool durable)
+/* Hands what the commit hook staged to the done callback, once the outcome is known; seq_out
+ * (nullable): where the sequencer stores the event's seq (a commit the file does not hold yet). */
+static void staged_end(pds_actor_store *s, pds_actor *act, void **staged, bool durable,
+                       _Atomic int64_t *seq_out)
 {
     if (*staged && s->done) {
-        s->done(s->hook_ctx, atp_slice_str(act->did), *staged, durable);
+        s->done(s->hook_ctx, atp_slice_str(act->did), *staged, durable, seq_out);
     }
     *staged = NULL;
 }
@@ -180,13 +201,12 @@ static void actor_close(pds_actor *act)
         sqlite3_finalize(act->stmt[i]);
     }
     atp_repo_destroy(act->repo);
+    pds_pending_release(&act->pend);
     atp_blockstore_destroy(act->bs);
     if (act->db) {
         sqlite3_close(act->db);
     }
     pthread_mutex_destroy(&act->lock);
-    pthread_mutex_destroy(&act->qlock);
-    pthread_cond_destroy(&act->qcond);
     free(act->did);
     free(act);
 }
@@ -209,7 +229,7 @@ static int actor_load_root(pds_actor *act, atp_err *err)
     if (!have) {
         return step == SQLITE_ROW ? atp_err_set(err, ATP_EIO, 0, "bad repo_root row") : 0;
     }
-    return atp_repo_open(act->bs, &head, NULL, NULL, &act->repo, err);
+    return atp_repo_open(pds_pending_store(&act->pend), &head, NULL, NULL, &act->repo, err);
 }
 
 static int actor_open(pds_actor_store *s, atp_slice did, bool create, pds_actor **out, atp_err *err)
@@ -235,12 +255,14 @@ static int actor_open(pds_actor_store *s, atp_slice did, bool create, pds_actor 
     pds_actor *act = atp_xcalloc(1, sizeof *act);
     act->did = atp_xstrndup((const char *)did.ptr, did.len);
     pthread_mutex_init(&act->lock, NULL);
-    pthread_mutex_init(&act->qlock, NULL);
-    pthread_cond_init(&act->qcond, NULL);
-    act->qtail = &act->qhead;
     rc = atp_blockstore_sqlite_open_file(path, 0, &act->db, err);
     rc = rc ? rc : pds_sqlx_exec(act->db, SCHEMA, err);
     rc = rc ? rc : atp_blockstore_sqlite_create(act->db, &act->bs, err);
+    if (rc == 0) {
+        pds_pending_init(&act->pend, act->bs);
+        act->unsynced_min = act->syncing_min = INT64_MAX;
+        atp_sqlwal_watch(act->db, &act->wal, CKPT_LIMIT);
+    }
     rc = rc ? rc : actor_load_root(act, err);
     if (rc != 0) {
         actor_close(act);
@@ -250,15 +272,26 @@ static int actor_open(pds_actor_store *s, atp_slice did, bool create, pds_actor 
     return 0;
 }
 
+static int flush_locked(pds_actor_store *s, pds_actor *act, unsigned flags, atp_err *err);
+static int sync_wal(const pds_actor_store *s, const char *did, atp_err *err);
+
 /* ---- the LRU ---- */
 
-/* Closes least recently used idle handles while more than max_open are open. Store lock held. */
+/* A handle nobody uses (every lock holder holds a reference) and whose pending commits, if
+ * any, are all sequenced, so they can be written out before it closes. Store lock held. */
+static bool evictable(const pds_actor *act)
+{
+    return act->refs == 0 && pds_pending_ready(&act->pend) == act->pend.n;
+}
+
+/* Closes least recently used idle handles while more than max_open are open, writing their
+ * pending commits out first. Store lock held. */
 static void lru_evict(pds_actor_store *s)
 {
     while (s->n_open > s->max_open) {
         pds_actor **victim = NULL;
         for (pds_actor **pp = &s->list; *pp; pp = &(*pp)->next) {
-            if ((*pp)->refs == 0 && (!victim || (*pp)->used < (*victim)->used)) {
+            if (evictable(*pp) && (!victim || (*pp)->used < (*victim)->used)) {
                 victim = pp;
             }
         }
@@ -266,6 +299,14 @@ static void lru_evict(pds_actor_store *s)
             return; /* everything is busy: over the bound until released */
         }
         pds_actor *act = *victim;
+        if (act->pend.n > 0) {
+            pthread_mutex_lock(&act->lock);
+            int rc = flush_locked(s, act, FL_DURABLE, NULL);
+            pthread_mutex_unlock(&act->lock);
+            if (rc != 0) {
+                return; /* kept open: the flusher tries again */
+            }
+        }
         *victim = act->next;
         s->n_open--;
         actor_close(act);
@@ -306,21 +347,30 @@ static int actor_ref(pds_actor_store *s, atp_slice did, bool create, pds_actor *
     return 0;
 }
 
-static void actor_unref(pds_actor_store *s, pds_actor *act)
+/* Drops a reference; `dirty`: the caller left pending commits for the flusher. */
+static void actor_unref_dirty(pds_actor_store *s, pds_actor *act, bool dirty)
 {
     pthread_mutex_lock(&s->lock);
     act->refs--;
+    act->dirty = act->dirty || dirty;
     lru_evict(s);
     pthread_mutex_unlock(&s->lock);
 }
 
-/* The account's handle, referenced and locked. */
+static void actor_unref(pds_actor_store *s, pds_actor *act)
+{
+    actor_unref_dirty(s, act, false);
+}
+
+/* The account's handle, referenced and locked, its file holding every sequenced commit (a
+ * read sees what was acknowledged). A failure to write them is logged and the read goes on. */
 static int actor_acquire(pds_actor_store *s, atp_slice did, bool create, pds_actor **out,
                          atp_err *err)
 {
     int rc = actor_ref(s, did, create, out, err);
     if (rc == 0) {
         pthread_mutex_lock(&(*out)->lock);
+        (void)flush_locked(s, *out, 0, NULL);
     }
     return rc;
 }
@@ -355,6 +405,12 @@ int pds_actor_store_with(pds_actor_store *s, atp_slice did, bool create, pds_act
     pds_actor *act;
     int rc = actor_acquire(s, did, create, &act, err);
     if (rc != 0) {
+        return rc;
+    }
+    /* the view works on the file: it must hold the whole in-memory state */
+    rc = flush_locked(s, act, FL_WAIT | FL_DURABLE, err);
+    if (rc != 0) {
+        actor_release(s, act);
         return rc;
     }
     pds_actor_view v = {atp_slice_str(act->did), act->db, act->bs, act->repo, act};
@@ -402,6 +458,155 @@ int pds_actor_store_forget(pds_actor_store *s, atp_slice did)
     return rc;
 }
 
+/* ---- the flusher ---- */
+
+/* The dirty handles, referenced, their flags cleared (store lock held); *n of them. */
+static pds_actor **take_dirty(pds_actor_store *s, size_t *n)
+{
+    size_t k = 0, cap = 0;
+    pds_actor **v = NULL;
+    for (pds_actor *act = s->list; act; act = act->next) {
+        if (!act->dirty) {
+            continue;
+        }
+        if (k == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = atp_xrealloc(v, cap * sizeof *v);
+        }
+        act->dirty = false;
+        act->refs++;
+        v[k++] = act;
+    }
+    *n = k;
+    return v;
+}
+
+/* One account's share of a round: its sequenced commits written (NORMAL commit, under its
+ * lock), then its WAL fsynced and, when large, checkpointed from a connection of our own,
+ * both without its lock, so its writers never wait for the disk. Returns whether it still
+ * needs the flusher (commits not sequenced yet, or a failure). */
+static bool flush_one(pds_actor_store *s, pds_actor *act)
+{
+    pthread_mutex_lock(&act->lock);
+    (void)flush_locked(s, act, 0, NULL);
+    int64_t syncing = act->unsynced_min;
+    act->syncing_min = syncing;
+    act->unsynced_min = INT64_MAX;
+    bool ckpt = atp_sqlwal_frames(&act->wal) >= CKPT_FRAMES;
+    pthread_mutex_unlock(&act->lock);
+    atp_err err;
+    bool synced = syncing == INT64_MAX || sync_wal(s, act->did, &err) == 0;
+    if (!synced) {
+        atp_logf(ATP_LOG_ERROR, "actors", "%s", err.msg);
+    }
+    char path[4096];
+    if (ckpt && (pds_actor_store_path(s, atp_slice_str(act->did), path, sizeof path, &err) != 0 ||
+                 atp_sqlwal_checkpoint_file(path, &err) != 0)) {
+        atp_logf(ATP_LOG_WARN, "actors", "checkpoint: %s", err.msg);
+    }
+    pthread_mutex_lock(&act->lock);
+    if (!synced && syncing < act->unsynced_min) {
+        act->unsynced_min = syncing;
+    }
+    act->syncing_min = INT64_MAX;
+    bool left = act->pend.n > 0 || act->unsynced_min != INT64_MAX;
+    pthread_mutex_unlock(&act->lock);
+    return left;
+}
+
+/* One round over every dirty account. */
+static void flush_round(pds_actor_store *s)
+{
+    size_t n;
+    pthread_mutex_lock(&s->lock);
+    pds_actor **v = take_dirty(s, &n);
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < n; i++) {
+        actor_unref_dirty(s, v[i], flush_one(s, v[i]));
+    }
+    free(v);
+}
+
+static void *flusher_main(void *arg)
+{
+    pds_actor_store *s = arg;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stop) {
+        struct timespec until = pds_deadline_ms(s->flush_ms);
+        (void)pthread_cond_timedwait(&s->fcv, &s->lock, &until);
+        if (!s->stop) {
+            pthread_mutex_unlock(&s->lock);
+            flush_round(s);
+            pthread_mutex_lock(&s->lock);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int pds_actor_store_flush(pds_actor_store *s, atp_slice did, atp_err *err)
+{
+    pds_actor *act;
+    int rc = actor_ref(s, did, false, &act, err);
+    if (rc != 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&act->lock);
+    rc = flush_locked(s, act, 0, err);
+    actor_release(s, act);
+    return rc;
+}
+
+int pds_actor_store_flush_all(pds_actor_store *s, atp_err *err)
+{
+    size_t n = 0;
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    pds_actor **v = NULL;
+    for (pds_actor *act = s->list; act; act = act->next) {
+        act->dirty = true; /* take_dirty takes them all */
+    }
+    v = take_dirty(s, &n);
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&v[i]->lock);
+        int r = flush_locked(s, v[i], FL_WAIT | FL_DURABLE, err);
+        rc = rc ? rc : r;
+        pthread_mutex_unlock(&v[i]->lock);
+        actor_unref(s, v[i]);
+    }
+    free(v);
+    return rc;
+}
+
+int64_t pds_actor_store_min_unflushed(pds_actor_store *s)
+{
+    int64_t min = INT64_MAX;
+    size_t n = 0, cap = 0;
+    pds_actor **v = NULL;
+    pthread_mutex_lock(&s->lock); /* referenced, then locked one by one without the store lock */
+    for (pds_actor *act = s->list; act; act = act->next) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = atp_xrealloc(v, cap * sizeof *v);
+        }
+        act->refs++;
+        v[n++] = act;
+    }
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&v[i]->lock);
+        int64_t m = pds_pending_min_seq(&v[i]->pend);
+        m = v[i]->unsynced_min < m ? v[i]->unsynced_min : m;
+        m = v[i]->syncing_min < m ? v[i]->syncing_min : m;
+        pthread_mutex_unlock(&v[i]->lock);
+        min = m < min ? m : min;
+        actor_unref(s, v[i]);
+    }
+    free(v);
+    return min;
+}
+
 /* ---- store lifecycle ---- */
 
 int pds_actor_store_open(const pds_actor_store_opts *opts, pds_actor_store **out, atp_err *err)
@@ -420,7 +625,14 @@ int pds_actor_store_open(const pds_actor_store_opts *opts, pds_actor_store **out
     s->hook = opts->hook;
     s->done = opts->done;
     s->hook_ctx = opts->hook_ctx;
+    s->flush_ms = opts->flush_ms ? opts->flush_ms : PDS_ACTOR_FLUSH_MS_DEFAULT;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->fcv, NULL);
+    s->flusher_on = pthread_create(&s->flusher, NULL, flusher_main, s) == 0;
+    if (!s->flusher_on) {
+        pds_actor_store_destroy(s);
+        return atp_err_set(err, ATP_EIO, 0, "actor store flusher thread");
+    }
     *out = s;
     return 0;
 }
@@ -430,11 +642,25 @@ void pds_actor_store_destroy(pds_actor_store *s)
     if (!s) {
         return;
     }
+    pthread_mutex_lock(&s->lock);
+    s->stop = true;
+    pthread_cond_broadcast(&s->fcv);
+    pthread_mutex_unlock(&s->lock);
+    if (s->flusher_on) {
+        pthread_join(s->flusher, NULL);
+    }
     while (s->list) {
         pds_actor *act = s->list;
         s->list = act->next;
+        /* what is sequenced goes to the file; anything else was never acknowledged */
+        (void)flush_locked(s, act, FL_DURABLE, NULL);
+        if (act->pend.n > 0) {
+            atp_logf(ATP_LOG_WARN, "actors", "%zu unsequenced commits of %s dropped at close",
+                     act->pend.n, act->did);
+        }
         actor_close(act);
     }
+    pthread_cond_destroy(&s->fcv);
     pthread_mutex_destroy(&s->lock);
     free(s->dir);
     free(s);
@@ -449,14 +675,6 @@ size_t pds_actor_store_open_count(pds_actor_store *s)
 }
 
 /* ---- the write transaction ---- */
-
-/* A write after preparation: what the index and blob links need. */
-typedef struct prep_write {
-    atp_repo_action action;
-    atp_slice collection, rkey, uri;
-    const atp_cbor *record; /* create/update */
-    atp_cid cid;
-} prep_write;
 
 static int root_update(pds_actor *act, const atp_repo_commit *c, atp_err *err)
 {
@@ -551,9 +769,18 @@ static int blob_link_cid(pds_actor *act, atp_slice uri, const atp_cid *cid, atp_
     return pds_sqlx_step_done(act->db, st, err);
 }
 
-/* Checks one blob ref of a record against the uploaded blob and links it. */
-static int blob_link_one(pds_actor *act, atp_slice uri, const atp_cbor *ref, const char **errname,
-                         atp_err *err)
+/* The blob refs of a record, checked against the uploaded blobs when `check` (a write coming
+ * in; a redo only lists them). */
+typedef struct blob_refs {
+    atp_arena *a;
+    bool check;
+    atp_cid *v;
+    size_t n, cap;
+} blob_refs;
+
+/* Checks one blob ref ({"$type": "blob", ref, mimeType, size}) and adds its CID. */
+static int blob_ref_one(pds_actor *act, blob_refs *refs, const atp_cbor *ref, const char **errname,
+                        atp_err *err)
 {
     const atp_cbor *link = atp_cbor_map_get_str(ref, "ref");
     const atp_cbor *mime = atp_cbor_map_get_str(ref, "mimeType");
@@ -564,19 +791,32 @@ static int blob_link_one(pds_actor *act, atp_slice uri, const atp_cbor *ref, con
         set_name(errname, "InvalidRecord");
         return atp_err_set(err, ATP_EINVAL, 0, "invalid blob ref");
     }
-    int rc = blob_check(act, &cid, mime, size, errname, err);
-    return rc ? rc : blob_link_cid(act, uri, &cid, err);
+    int rc = refs->check ? blob_check(act, &cid, mime, size, errname, err) : 0;
+    if (rc != 0) {
+        return rc;
+    }
+    if (refs->n == refs->cap) {
+        size_t cap = refs->cap ? refs->cap * 2 : 4;
+        atp_cid *v = atp_arena_calloc(refs->a, cap, sizeof *v);
+        if (refs->n) {
+            memcpy(v, refs->v, refs->n * sizeof *v);
+        }
+        refs->v = v;
+        refs->cap = cap;
+    }
+    refs->v[refs->n++] = cid;
+    return 0;
 }
 
-/* Every blob ref ({"$type": "blob", ...} map) anywhere in the record, depth-first. The tree's
- * depth is bounded by the JSON/CBOR decoder limits. */
-static int blobs_link(pds_actor *act, atp_slice uri, const atp_cbor *v, const char **errname,
-                      atp_err *err)
+/* Every blob ref anywhere in the record, depth-first (the tree's depth is bounded by the
+ * JSON/CBOR decoder limits). */
+static int blob_refs_collect(pds_actor *act, blob_refs *refs, const atp_cbor *v,
+                             const char **errname, atp_err *err)
 {
     int rc = 0;
     if (v->type == ATP_CBOR_ARRAY) {
         for (size_t i = 0; i < v->u.arr.n && rc == 0; i++) {
-            rc = blobs_link(act, uri, &v->u.arr.items[i], errname, err);
+            rc = blob_refs_collect(act, refs, &v->u.arr.items[i], errname, err);
         }
         return rc;
     }
@@ -585,15 +825,15 @@ static int blobs_link(pds_actor *act, atp_slice uri, const atp_cbor *v, const ch
     }
     const atp_cbor *t = atp_cbor_map_get_str(v, "$type");
     if (t && t->type == ATP_CBOR_STRING && atp_slice_eq_str(t->u.str, "blob")) {
-        return blob_link_one(act, uri, v, errname, err);
+        return blob_ref_one(act, refs, v, errname, err);
     }
     for (size_t i = 0; i < v->u.map.n && rc == 0; i++) {
-        rc = blobs_link(act, uri, &v->u.map.pairs[i].val, errname, err);
+        rc = blob_refs_collect(act, refs, &v->u.map.pairs[i].val, errname, err);
     }
     return rc;
 }
 
-static int index_put(pds_actor *act, const prep_write *w, const char *rev, atp_err *err)
+static int index_put(pds_actor *act, const pds_index_op *op, const char *rev, atp_err *err)
 {
     sqlite3_stmt *st = NULL;
     char now[32];
@@ -605,33 +845,36 @@ static int index_put(pds_actor *act, const prep_write *w, const char *rev, atp_e
         return rc;
     }
     pds_sqlx_time_now(now);
-    pds_sqlx_bind_slice(st, 1, w->uri);
-    pds_sqlx_bind_cid(st, 2, &w->cid);
-    pds_sqlx_bind_slice(st, 3, w->collection);
-    pds_sqlx_bind_slice(st, 4, w->rkey);
+    pds_sqlx_bind_slice(st, 1, op->uri);
+    pds_sqlx_bind_cid(st, 2, &op->cid);
+    pds_sqlx_bind_slice(st, 3, op->collection);
+    pds_sqlx_bind_slice(st, 4, op->rkey);
     sqlite3_bind_text(st, 5, rev, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
     return pds_sqlx_step_done(act->db, st, err);
 }
 
-static int index_write(pds_actor *act, const prep_write *w, const char *rev, const char **errname,
-                       atp_err *err)
+/* One record-index change and its blob links (the refs were checked when the write came). */
+static int index_apply(pds_actor *act, const pds_index_op *op, const char *rev, atp_err *err)
 {
     int rc = 0;
-    if (w->action != ATP_REPO_CREATE) {
-        rc = blobs_unlink(act, w->uri, err);
+    if (op->action != ATP_REPO_CREATE) {
+        rc = blobs_unlink(act, op->uri, err);
     }
-    if (rc == 0 && w->action == ATP_REPO_DELETE) {
+    if (rc == 0 && op->action == ATP_REPO_DELETE) {
         sqlite3_stmt *st = NULL;
         rc = db_prep(act, "DELETE FROM record WHERE uri = ?1", &st, err);
         if (rc == 0) {
-            pds_sqlx_bind_slice(st, 1, w->uri);
+            pds_sqlx_bind_slice(st, 1, op->uri);
             rc = pds_sqlx_step_done(act->db, st, err);
         }
         return rc;
     }
-    rc = rc ? rc : index_put(act, w, rev, err);
-    return rc ? rc : blobs_link(act, w->uri, w->record, errname, err);
+    rc = rc ? rc : index_put(act, op, rev, err);
+    for (size_t i = 0; i < op->n_blobs && rc == 0; i++) {
+        rc = blob_link_cid(act, op->uri, &op->blobs[i], err);
+    }
+    return rc;
 }
 
 /* Whether any record of the index still has CID `cid` (after this commit's index writes). */
@@ -674,42 +917,131 @@ static int gc_blocks(pds_actor *act, const atp_repo_commit *c, atp_arena *a, atp
     return rc ? rc : atp_blockstore_remove_batch(act->bs, gone, n, err);
 }
 
-/* Blocks, index, blob links, root and hook of one commit, inside the caller's transaction. */
-static int persist_body(pds_actor_store *s, pds_actor *act, const prep_write *pw, size_t n,
-                        const atp_repo_commit *c, atp_arena *a, void **staged, const char **errname,
-                        atp_err *err)
+/* One commit's blocks, index changes and garbage, inside the caller's transaction on the file.
+ * Blocks go in before anything is removed, so the file never misses a block it needs. */
+static int persist_commit(pds_actor *act, const pds_index_op *ops, size_t n,
+                          const atp_repo_commit *c, atp_arena *a, atp_err *err)
 {
     int rc = atp_blockstore_put_batch(act->bs, c->blocks, c->n_blocks, atp_slice_str(c->rev), err);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = index_write(act, &pw[i], c->rev, errname, err);
+        rc = index_apply(act, &ops[i], c->rev, err);
         if (rc != 0 && err) {
             err->off = i;
         }
     }
-    rc = rc ? rc : gc_blocks(act, c, a, err);
-    rc = rc ? rc : root_update(act, c, err);
-    if (rc == 0 && s->hook) {
-        rc = s->hook(s->hook_ctx, act->db, atp_slice_str(act->did), c, staged, err);
-    }
-    return rc;
+    return rc ? rc : gc_blocks(act, c, a, err);
 }
 
-/* persist_body in a transaction of its own: all of it or nothing. */
-static int persist(pds_actor_store *s, pds_actor *act, const prep_write *pw, size_t n,
-                   const atp_repo_commit *c, atp_arena *a, const char **errname, atp_err *err)
+/* A commit written straight into the file in a transaction of its own (a new repo, a redo):
+ * blocks, index, garbage, root and the commit hook's outbox row, all or nothing. */
+static int persist(pds_actor_store *s, pds_actor *act, const pds_index_op *ops, size_t n,
+                   const atp_repo_commit *c, atp_arena *a, bool hook, atp_err *err)
 {
     void *staged = NULL;
     int rc = db_run(act, "BEGIN IMMEDIATE", err);
     if (rc != 0) {
         return rc;
     }
-    rc = persist_body(s, act, pw, n, c, a, &staged, errname, err);
+    rc = persist_commit(act, ops, n, c, a, err);
+    rc = rc ? rc : root_update(act, c, err);
+    if (rc == 0 && hook && s->hook) {
+        rc = s->hook(s->hook_ctx, act->db, atp_slice_str(act->did), c, &staged, err);
+    }
     rc = rc ? rc : db_run(act, "COMMIT", err);
     if (rc != 0) {
         (void)db_run(act, "ROLLBACK", NULL);
     }
-    staged_end(s, act, &staged, rc == 0);
+    staged_end(s, act, &staged, rc == 0, NULL);
     atomic_fetch_add(&s->n_txns, 1);
+    return rc;
+}
+
+/* ---- writing sequenced commits into the file ---- */
+
+/* The first k pending commits (all sequenced) in one transaction: the MST nodes one commit
+ * makes and the next removes never reach the file's pages. `durable`: a FULL commit (fsync);
+ * else NORMAL, and the flusher fsyncs the WAL later, off the account's lock. On failure they
+ * stay pending. */
+static int flush_entries(pds_actor_store *s, pds_actor *act, size_t k, bool durable, atp_err *err)
+{
+    atp_arena *a = atp_arena_create(0);
+    const pds_pending_commit *last = NULL;
+    int rc = durable ? 0 : db_run(act, "PRAGMA synchronous=NORMAL", err);
+    rc = rc ? rc : db_run(act, "BEGIN IMMEDIATE", err);
+    for (pds_pending_commit *e = act->pend.head; e && k > 0 && rc == 0; e = e->next, k--) {
+        rc = persist_commit(act, e->ops, e->n_ops, &e->c, a, err);
+        last = e;
+        atp_arena_reset(a);
+    }
+    rc = rc ? rc : root_update(act, &last->c, err);
+    rc = rc ? rc : db_run(act, "COMMIT", err);
+    if (rc != 0) {
+        (void)db_run(act, "ROLLBACK", NULL);
+    }
+    if (!durable) {
+        (void)db_run(act, "PRAGMA synchronous=FULL", NULL); /* every other commit stays FULL */
+    }
+    atp_arena_destroy(a);
+    atomic_fetch_add(&s->n_txns, 1);
+    return rc;
+}
+
+/* The account's WAL file, fsynced (any descriptor of a file reaches its pages). No WAL file:
+ * the last connection closed it after a checkpoint, which synced the database file. */
+static int sync_wal(const pds_actor_store *s, const char *did, atp_err *err)
+{
+    char path[4096];
+    int rc = pds_actor_store_path(s, atp_slice_str(did), path, sizeof path - 4, err);
+    if (rc != 0) {
+        return rc;
+    }
+    memcpy(path + strlen(path), "-wal", 5);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? 0 : atp_err_set(err, ATP_EIO, 0, "open %s: %s", path,
+                                                 strerror(errno));
+    }
+    rc = fdatasync(fd) == 0 ? 0 : atp_err_set(err, ATP_EIO, 0, "fsync %s: %s", path, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+/* Writes the account's sequenced commits into its file (account lock held). FL_WAIT: first
+ * waits (lock let go meanwhile) until every pending commit is sequenced, so the file then holds
+ * the whole in-memory state. FL_DURABLE: on return the file is durable up to here (its WAL
+ * fsynced), earlier NORMAL commits included. */
+static int flush_locked(pds_actor_store *s, pds_actor *act, unsigned flags, atp_err *err)
+{
+    for (int waited = 0; (flags & FL_WAIT) && pds_pending_ready(&act->pend) < act->pend.n;
+         waited++) {
+        if (waited >= FLUSH_WAIT_MS) {
+            return atp_err_set(err, ATP_EIO, 0, "commits of %s are not sequenced", act->did);
+        }
+        pthread_mutex_unlock(&act->lock);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+        pthread_mutex_lock(&act->lock);
+    }
+    bool durable = (flags & FL_DURABLE) != 0;
+    size_t k = pds_pending_ready(&act->pend);
+    atp_err e;
+    atp_err *ep = err ? err : &e;
+    int rc = 0;
+    if (k > 0) {
+        int64_t low = pds_pending_min_seq(&act->pend);
+        rc = flush_entries(s, act, k, durable, ep);
+        if (rc == 0) {
+            pds_pending_drop(&act->pend, k);
+            atomic_fetch_add(&s->n_flushed, k);
+            act->unsynced_min = durable ? INT64_MAX : (low < act->unsynced_min ? low : act->unsynced_min);
+        }
+    } else if (durable && act->unsynced_min != INT64_MAX) {
+        rc = sync_wal(s, act->did, ep);
+        act->unsynced_min = rc == 0 ? INT64_MAX : act->unsynced_min;
+    }
+    if (rc != 0) {
+        atp_logf(ATP_LOG_ERROR, "actors", "writing %zu commits of %s: %s", k, act->did, ep->msg);
+    }
     return rc;
 }
 
@@ -719,14 +1051,15 @@ static int create_locked(pds_actor_store *s, pds_actor *act, const atp_key *key,
                          pds_commit_info *out, atp_err *err)
 {
     atp_repo *repo;
-    int rc = atp_repo_create(act->bs, atp_slice_str(act->did), key, NULL, &repo, err);
+    int rc = atp_repo_create(pds_pending_store(&act->pend), atp_slice_str(act->did), key, NULL,
+                             &repo, err);
     if (rc != 0) {
         return rc;
     }
     atp_arena *a = atp_arena_create(0);
     atp_repo_commit c;
     rc = atp_repo_apply(repo, NULL, 0, a, &c, err);
-    rc = rc ? rc : persist(s, act, NULL, 0, &c, a, NULL, err);
+    rc = rc ? rc : persist(s, act, NULL, 0, &c, a, true, err);
     rc = rc ? rc : atp_repo_accept(repo, &c, err);
     if (rc == 0) {
         atp_repo_set_key(repo, NULL); /* the key is only borrowed for this call */
@@ -778,6 +1111,14 @@ int pds_actor_store_root(pds_actor_store *s, atp_slice did, pds_commit_info *out
 }
 
 /* ---- write preparation ---- */
+
+/* A write after preparation: what the index and blob links need. */
+typedef struct prep_write {
+    atp_repo_action action;
+    atp_slice collection, rkey, uri;
+    const atp_cbor *record; /* create/update */
+    atp_cid cid;
+} prep_write;
 
 /* The record with `$type` = collection: added when missing (a copy with one more pair), refused
  * when different. */
@@ -919,7 +1260,8 @@ typedef struct prep_ctx {
     pds_validate mode;
     atp_arena *a;
     const char **errname;
-    void **staged; /* the commit hook's, for its job */
+    void **staged;              /* the commit hook's, for its job */
+    pds_pending_commit *entry; /* the commit, once applied */
 } prep_ctx;
 
 static int prep_record(prep_ctx *x, const pds_write *w, prep_write *p, atp_repo_write *rw,
@@ -992,6 +1334,33 @@ static int prep_all(prep_ctx *x, const pds_write *writes, size_t n, prep_write *
     return 0;
 }
 
+/* The record-index changes of the prepared writes, each record's blob refs checked against
+ * the uploaded blobs and listed. */
+static int index_ops(prep_ctx *x, const prep_write *pw, size_t n, pds_index_op **out,
+                     atp_err *err)
+{
+    pds_index_op *ops = atp_arena_calloc(x->a, n ? n : 1, sizeof *ops);
+    for (size_t i = 0; i < n; i++) {
+        ops[i] = (pds_index_op){pw[i].action, pw[i].collection, pw[i].rkey, pw[i].uri,
+                                pw[i].cid,    NULL,             0};
+        if (pw[i].action == ATP_REPO_DELETE) {
+            continue;
+        }
+        blob_refs refs = {x->a, true, NULL, 0, 0};
+        int rc = blob_refs_collect(x->act, &refs, pw[i].record, x->errname, err);
+        if (rc != 0) {
+            if (err) {
+                err->off = i;
+            }
+            return rc;
+        }
+        ops[i].blobs = refs.v;
+        ops[i].n_blobs = refs.n;
+    }
+    *out = ops;
+    return 0;
+}
+
 /* The #commit event of this commit must stay under the firehose's frame budget (spec: refuse
  * when its blocks would exceed 2,000,000 bytes). */
 static int check_commit_size(const atp_repo_commit *c, atp_err *err)
@@ -1045,16 +1414,22 @@ static int apply_locked(prep_ctx *x, const atp_key *key, const pds_write *writes
         set_name(x->errname, repo_errname(rc));
         return rc;
     }
-    rc = persist_body(x->s, x->act, pw, k, &c, x->a, x->staged, x->errname, err);
+    pds_index_op *ops = NULL;
+    rc = index_ops(x, pw, k, &ops, err);
+    /* the event goes to the sequencer, not into the file (db NULL): the file follows it */
+    if (rc == 0 && x->s->hook) {
+        rc = x->s->hook(x->s->hook_ctx, NULL, atp_slice_str(x->act->did), &c, x->staged, err);
+    }
     rc = rc ? rc : atp_repo_accept(repo, &c, err);
     if (rc == 0) {
+        x->entry = pds_pending_add(&x->act->pend, &c, ops, k);
         out->commit.cid = c.cid;
         memcpy(out->commit.rev, c.rev, sizeof out->commit.rev);
     }
     return rc;
 }
 
-/* One pds_actor_store_apply call waiting in its account's queue. */
+/* One pds_actor_store_apply call. */
 typedef struct apply_job {
     const atp_key *key;
     const pds_write *writes;
@@ -1066,114 +1441,54 @@ typedef struct apply_job {
     const char *name;
     atp_err err;
     int rc;
-    bool done;
-    void *staged; /* what the commit hook left for after COMMIT */
-    struct apply_job *next;
+    void *staged; /* what the commit hook left for the sequencer */
 } apply_job;
 
-/* Runs one job inside the batch transaction, in a savepoint of its own: a refused job leaves
- * no trace and does not disturb the others. Account lock held. */
-static void run_job(pds_actor_store *s, pds_actor *act, apply_job *j)
+/* Without a sequencer nothing else makes a commit durable: it goes into the file before the
+ * call returns. If that fails the handle goes back to the file's head. */
+static void write_through(pds_actor_store *s, pds_actor *act, pds_pending_commit *e,
+                          apply_job *j)
 {
-    if (!act->repo) {
-        j->name = "RepoNotFound";
-        j->rc = atp_err_set(&j->err, ATP_ENOTFOUND, 0, "Could not find repo for DID: %s", act->did);
+    atomic_store_explicit(&e->seq, -1, memory_order_release);
+    j->rc = flush_locked(s, act, FL_DURABLE, &j->err);
+    if (j->rc == 0) {
         return;
     }
-    j->rc = db_run(act, "SAVEPOINT job", &j->err);
-    if (j->rc != 0) {
-        return;
-    }
-    prep_ctx x = {s, act, j->validate, j->a, &j->name, &j->staged};
-    j->rc = apply_locked(&x, j->key, j->writes, j->n, j->swap_commit, &j->out, &j->err);
-    if (j->rc != 0) {
-        (void)db_run(act, "ROLLBACK TO job", NULL);
-        staged_end(s, act, &j->staged, false);
-    } else if (j->out.committed) {
-        atomic_fetch_add(&s->n_commits, 1);
-    }
-    (void)db_run(act, "RELEASE job", NULL);
-}
-
-/* A failed COMMIT undid commits the handle already accepted: every job fails, and the handle
- * goes back to the stored head. */
-static void batch_failed(pds_actor_store *s, pds_actor *act, apply_job *batch, const atp_err *why)
-{
-    (void)db_run(act, "ROLLBACK", NULL);
-    for (apply_job *j = batch; j; j = j->next) {
-        staged_end(s, act, &j->staged, false);
-        if (j->rc == 0) {
-            j->rc = ATP_EIO;
-            j->name = "InternalServerError";
-            j->err = *why;
-        }
-    }
+    j->name = "InternalServerError";
+    pds_pending_release(&act->pend);
     atp_repo_destroy(act->repo);
     act->repo = NULL;
-    atp_err e;
-    if (actor_load_root(act, &e) != 0) {
+    atp_err e2;
+    if (actor_load_root(act, &e2) != 0) {
         act->repo = NULL; /* the next write reports RepoNotFound rather than a stale head */
     }
 }
 
-/* Every job of the batch, then one COMMIT (one fsync) for all. */
-static void run_batch(pds_actor_store *s, pds_actor *act, apply_job *batch)
+/* Runs a write call under the account's lock: prepared, applied and accepted in memory, queued
+ * for the file, its event handed on (staged_end). The lock is held for CPU work only: no file
+ * I/O but blob-ref lookups and the loading of MST nodes not in memory yet. */
+static void run_job(pds_actor_store *s, pds_actor *act, apply_job *j)
 {
-    atp_err e;
     pthread_mutex_lock(&act->lock);
-    if (db_run(act, "BEGIN IMMEDIATE", &e) != 0) {
-        for (apply_job *j = batch; j; j = j->next) {
-            j->rc = ATP_EIO;
-            j->err = e;
-        }
+    if (!act->repo) {
+        j->name = "RepoNotFound";
+        j->rc = atp_err_set(&j->err, ATP_ENOTFOUND, 0, "Could not find repo for DID: %s", act->did);
         pthread_mutex_unlock(&act->lock);
         return;
     }
-    for (apply_job *j = batch; j; j = j->next) {
-        run_job(s, act, j);
-    }
-    if (db_run(act, "COMMIT", &e) != 0) {
-        batch_failed(s, act, batch, &e);
-    } else {
-        for (apply_job *j = batch; j; j = j->next) {
-            staged_end(s, act, &j->staged, true);
+    prep_ctx x = {s, act, j->validate, j->a, &j->name, &j->staged, NULL};
+    j->rc = apply_locked(&x, j->key, j->writes, j->n, j->swap_commit, &j->out, &j->err);
+    if (j->rc != 0) {
+        staged_end(s, act, &j->staged, false, NULL);
+    } else if (x.entry) {
+        atomic_fetch_add(&s->n_commits, 1);
+        bool alone = !j->staged || !s->done;
+        staged_end(s, act, &j->staged, true, &x.entry->seq);
+        if (alone) {
+            write_through(s, act, x.entry, j);
         }
     }
-    atomic_fetch_add(&s->n_txns, 1);
     pthread_mutex_unlock(&act->lock);
-}
-
-/* Queues the job; the first writer to find no leader leads, running batches until the queue is
- * empty, the others wait for their job to be done. */
-static void group_submit(pds_actor_store *s, pds_actor *act, apply_job *j)
-{
-    pthread_mutex_lock(&act->qlock);
-    *act->qtail = j;
-    act->qtail = &j->next;
-    if (act->leader) {
-        while (!j->done) {
-            pthread_cond_wait(&act->qcond, &act->qlock);
-        }
-        pthread_mutex_unlock(&act->qlock);
-        return;
-    }
-    act->leader = true;
-    while (act->qhead) {
-        apply_job *batch = act->qhead;
-        act->qhead = NULL;
-        act->qtail = &act->qhead;
-        pthread_mutex_unlock(&act->qlock);
-        run_batch(s, act, batch);
-        pthread_mutex_lock(&act->qlock);
-        while (batch) { /* jobs belong to their waiting threads: read next first */
-            apply_job *next = batch->next;
-            batch->done = true;
-            batch = next;
-        }
-        pthread_cond_broadcast(&act->qcond);
-    }
-    act->leader = false;
-    pthread_mutex_unlock(&act->qlock);
 }
 
 int pds_actor_store_apply(pds_actor_store *s, atp_slice did, const atp_key *key,
@@ -1199,8 +1514,8 @@ int pds_actor_store_apply(pds_actor_store *s, atp_slice did, const atp_key *key,
                    .a = a,
                    .name = "InvalidRequest"};
     atp_err_clear(&j.err);
-    group_submit(s, act, &j);
-    actor_unref(s, act);
+    run_job(s, act, &j);
+    actor_unref_dirty(s, act, j.rc == 0 && j.out.committed);
     if (j.rc != 0) {
         set_name(errname, j.name);
         if (err) {
@@ -1210,6 +1525,94 @@ int pds_actor_store_apply(pds_actor_store *s, atp_slice did, const atp_key *key,
     }
     *out = j.out;
     return 0;
+}
+
+/* ---- redo after a crash ---- */
+
+/* The writes and index changes of a stored commit: records from its blocks, blob refs listed
+ * from the records (they were checked when the write came). */
+static int redo_writes(pds_actor *act, const pds_redo *r, atp_arena *a, atp_repo_write *w,
+                       pds_index_op *ops, atp_err *err)
+{
+    for (size_t i = 0; i < r->n_ops; i++) {
+        const atp_repo_op *op = &r->ops[i];
+        const uint8_t *slash = memchr(op->path.ptr, '/', op->path.len);
+        size_t cl = slash ? (size_t)(slash - op->path.ptr) : 0;
+        if (!slash) {
+            return atp_err_set(err, ATP_EINVAL, i, "bad path in a stored commit");
+        }
+        char *uri = atp_arena_alloc(a, 5 + r->did.len + 1 + op->path.len + 1);
+        int un = snprintf(uri, 5 + r->did.len + 1 + op->path.len + 1, "at://%.*s/%.*s",
+                          (int)r->did.len, (const char *)r->did.ptr, (int)op->path.len,
+                          (const char *)op->path.ptr);
+        w[i] = (atp_repo_write){op->action, op->path, NULL, {NULL, 0}, NULL};
+        ops[i] = (pds_index_op){op->action, atp_slice_make(op->path.ptr, cl),
+                                atp_slice_make(slash + 1, op->path.len - cl - 1),
+                                atp_slice_make(uri, (size_t)un), op->cid, NULL, 0};
+        if (op->action == ATP_REPO_DELETE) {
+            continue;
+        }
+        const atp_block *b = NULL;
+        for (size_t k = 0; k < r->n_blocks && !b; k++) {
+            b = atp_cid_eq(&r->blocks[k].cid, &op->cid) ? &r->blocks[k] : NULL;
+        }
+        atp_slice bytes;
+        atp_cbor *tree;
+        int rc = b ? 0 : atp_blockstore_get(act->bs, &op->cid, a, &bytes, err);
+        if (rc != 0) {
+            return rc;
+        }
+        w[i].record_bytes = b ? b->data : bytes;
+        rc = atp_cbor_decode(a, w[i].record_bytes, NULL, &tree, err);
+        blob_refs refs = {a, false, NULL, 0, 0};
+        rc = rc ? rc : blob_refs_collect(act, &refs, tree, NULL, err);
+        if (rc != 0) {
+            return rc;
+        }
+        ops[i].blobs = refs.v;
+        ops[i].n_blobs = refs.n;
+    }
+    return 0;
+}
+
+/* r's commit onto the file's head (account lock held, nothing pending). */
+static int redo_locked(pds_actor_store *s, pds_actor *act, const pds_redo *r, bool *applied,
+                       atp_err *err)
+{
+    atp_slice rev = atp_repo_rev(act->repo);
+    if (r->rev.len != 13 || (rev.len == 13 && memcmp(rev.ptr, r->rev.ptr, 13) >= 0)) {
+        return 0; /* the file has it (or a later one) */
+    }
+    if (!atp_slice_eq(rev, r->since)) {
+        return atp_err_set(err, ATP_EINVAL, 0, "stored commit %.*s of %s follows %.*s, not %.*s",
+                           (int)r->rev.len, (const char *)r->rev.ptr, act->did, (int)r->since.len,
+                           (const char *)r->since.ptr, (int)rev.len, (const char *)rev.ptr);
+    }
+    atp_arena *a = atp_arena_create(0);
+    atp_repo_write *w = atp_arena_calloc(a, r->n_ops + 1, sizeof *w);
+    pds_index_op *ops = atp_arena_calloc(a, r->n_ops + 1, sizeof *ops);
+    atp_repo_commit c;
+    int rc = redo_writes(act, r, a, w, ops, err);
+    rc = rc ? rc : atp_repo_apply_signed(act->repo, w, r->n_ops, r->commit_bytes, a, &c, err);
+    rc = rc ? rc : persist(s, act, ops, r->n_ops, &c, a, false, err);
+    rc = rc ? rc : atp_repo_accept(act->repo, &c, err);
+    *applied = rc == 0;
+    atp_arena_destroy(a);
+    return rc;
+}
+
+int pds_actor_store_redo(pds_actor_store *s, const pds_redo *r, bool *applied, atp_err *err)
+{
+    pds_actor *act;
+    *applied = false;
+    int rc = actor_acquire_repo(s, r->did, &act, NULL, err);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = flush_locked(s, act, FL_WAIT | FL_DURABLE, err);
+    rc = rc ? rc : redo_locked(s, act, r, applied, err);
+    actor_release(s, act);
+    return rc;
 }
 
 void pds_actor_store_counters(pds_actor_store *s, uint64_t *commits, uint64_t *transactions)

@@ -4,8 +4,7 @@
  *
  *   <dir>/<shard>/<did>/store.sqlite     shard = first 2 hex chars of sha256(did)
  *
- * holding, in WAL mode with synchronous=FULL (an acknowledged write survives kill -9 and power
- * loss):
+ * holding, in WAL mode with synchronous=FULL:
  *
  *   repo_block   the repo's blocks (atp/blockstore_sqlite.h)
  *   repo_root    one row: did, head commit CID, rev, indexedAt
@@ -14,22 +13,28 @@
  *   record_blob  blobCid <-> recordUri links
  *   seq_outbox   firehose events written with the change, until sequenced (sequencer.h)
  *
- * A write (one createRecord/putRecord/deleteRecord/applyWrites call) is one SQLite transaction:
- * new blocks, record index, blob links, repo_root and whatever the commit hook adds (the firehose
- * sequencer of the next slice) commit together or not at all.
+ * A write (one createRecord/putRecord/deleteRecord/applyWrites call) is one signed commit,
+ * applied in memory under the account's mutex: the repo handle moves to it at once, its #commit
+ * event goes to the commit hook (the firehose sequencer), and the commit waits in the account's
+ * pending list (pending.h) for the file. The write is durable when its event is in the
+ * service database's repo_seq (the sequencer, one fsync per group of writes across accounts:
+ * the caller answers then). The flusher thread then writes the sequenced commits of each
+ * account into its file, many in ONE transaction (blocks, record index, blob links, garbage,
+ * repo_root: all or nothing), every flush_ms; anything that reads the file first writes the
+ * account's sequenced commits itself, so reads see every acknowledged write. A crash between
+ * the two loses nothing acknowledged: recovery writes the events after the last flush back
+ * into the files (pds_actor_store_redo). A store without a sequencer (no `done`) lets its
+ * commits go to the file at once.
  *
- * Handles are opened lazily and kept in a bounded LRU; every operation on an account runs under
- * that account's mutex (writers to one account are serialised, accounts proceed in parallel).
- * Group commit: concurrent pds_actor_store_apply calls on one account queue up; one of them runs
- * every queued call, each as its own signed commit in its own SAVEPOINT, inside ONE transaction,
- * so they share one COMMIT (one WAL fsync) and all return once it is durable. A refused call
- * rolls back to its savepoint without disturbing the others.
- * All functions are thread-safe.
+ * Handles are opened lazily and kept in a bounded LRU (a handle with commits not yet sequenced
+ * stays open). Every operation on an account runs under that account's mutex (writers to one
+ * account are serialised, accounts proceed in parallel). All functions are thread-safe.
  */
 #ifndef PDS_ACTOR_STORE_H
 #define PDS_ACTOR_STORE_H
 
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -43,23 +48,27 @@
 typedef struct pds_actor_store pds_actor_store;
 
 #define PDS_ACTOR_MAX_OPEN_DEFAULT 256
+#define PDS_ACTOR_FLUSH_MS_DEFAULT 50
 #define PDS_URI_MAX                (5 + 2048 + 1 + ATP_REPO_MAX_PATH + 1)
 #define PDS_COMMIT_MAX_BYTES       2000000 /* blocks of one #commit (spec pds-endpoints §3) */
 
-/* Called once per commit inside the write transaction, after that commit's blocks, index and
- * root are written and before COMMIT: a non-zero return rolls that commit back (its savepoint)
- * and is returned by its write. Commits of one group share the transaction, so what the hook
- * writes becomes durable, or not, with them. `db` is the account's connection (borrowed for the
- * call). Nothing is durable yet when it runs: the hook may leave in *staged what it wants back
- * once the outcome is known (pds_commit_done), e.g. the event it wrote, to hand on in memory. */
+/* Called once per commit before it takes effect: a non-zero return refuses that commit and is
+ * returned by its write. For a commit written straight into the file (a new repo) `db` is the
+ * account's connection inside that transaction (borrowed for the call), so what the hook
+ * writes commits with it; for a write (applied in memory, the file later) `db` is NULL. The
+ * hook may leave in *staged what it wants back once the outcome is known (pds_commit_done),
+ * e.g. the event, to hand on in memory. */
 typedef int (*pds_commit_hook)(void *ctx, sqlite3 *db, atp_slice did, const atp_repo_commit *c,
                                void **staged, atp_err *err);
 
-/* Called for each non-NULL *staged a hook left, once the transaction holding it ended:
- * `durable` when its COMMIT succeeded (the fsync is done), false when the commit was rolled
- * back. In commit order, with the account still locked, so one account's commits arrive in
- * their order. Takes ownership of staged. */
-typedef void (*pds_commit_done)(void *ctx, atp_slice did, void *staged, bool durable);
+/* Called for each non-NULL *staged a hook left, once the commit's outcome is known: `durable`
+ * false when it was refused, true when it took effect (written into the file, or applied in
+ * memory and pending). For a pending commit `seq_out` is where its event's seq must be stored
+ * (atomically, release) once the event is in repo_seq: until then the commit stays out of the
+ * file; NULL otherwise. In commit order, with the account still locked, so one account's
+ * commits arrive in their order. Takes ownership of staged. */
+typedef void (*pds_commit_done)(void *ctx, atp_slice did, void *staged, bool durable,
+                                _Atomic int64_t *seq_out);
 
 typedef struct pds_actor_store_opts {
     const char *dir;        /* the actors folder (PDS_DATA_DIRECTORY/actors); created */
@@ -68,6 +77,7 @@ typedef struct pds_actor_store_opts {
     pds_commit_hook hook;   /* nullable */
     pds_commit_done done;   /* nullable (then nothing may be staged) */
     void *hook_ctx;         /* both callbacks' ctx */
+    unsigned flush_ms;      /* the flusher's period; 0 = PDS_ACTOR_FLUSH_MS_DEFAULT */
 } pds_actor_store_opts;
 
 void pds_actor_store_destroy(pds_actor_store *s);
@@ -195,9 +205,42 @@ ATP_NODISCARD int pds_actor_store_collections(pds_actor_store *s, atp_slice did,
 ATP_NODISCARD int pds_actor_store_export(pds_actor_store *s, atp_slice did, atp_buf *out,
                                          atp_err *err);
 
-/* Commits made by pds_actor_store_apply and SQLite transactions (each one fsync) used by all
- * writes since open: commits / transactions is the group-commit factor. */
+/* Commits made by pds_actor_store_apply and SQLite transactions on the files (each one fsync)
+ * since open: commits / transactions is how many commits share a file transaction. */
 void pds_actor_store_counters(pds_actor_store *s, uint64_t *commits, uint64_t *transactions);
+
+/* Writes the account's sequenced commits into its file now, for a reader that opens the file
+ * on its own connection (getRepo's snapshot). ATP_ENOTFOUND if there is no file. */
+ATP_NODISCARD int pds_actor_store_flush(pds_actor_store *s, atp_slice did, atp_err *err);
+
+/* Writes every open account's pending commits into its file, waiting (up to 10 s an account)
+ * for those not sequenced yet: for a clean stop, after the sequencer has drained. The first
+ * error is returned (the rest are still tried). */
+ATP_NODISCARD int pds_actor_store_flush_all(pds_actor_store *s, atp_err *err);
+
+/* A commit acknowledged before a crash, to be written into its file again: what its #commit
+ * event holds. Slices and arrays borrowed for the call. */
+typedef struct pds_redo {
+    atp_slice did, rev, since; /* since: the rev it follows (empty for a first commit) */
+    atp_slice commit_bytes;    /* the signed commit block */
+    const atp_repo_op *ops;    /* action and path; cid for creates and updates */
+    size_t n_ops;
+    const atp_block *blocks; /* the event's blocks: records are looked up here first */
+    size_t n_blocks;
+} pds_redo;
+
+/* Recovery after an unclean stop: brings did's file up to `r`. Nothing happens when the file
+ * already holds r->rev or a later one; otherwise the file's head must be r->since, and the
+ * commit is applied again from its writes with its own signed bytes (atp_repo_apply_signed:
+ * the same tree, the same commit), written in one transaction without a new event. *applied
+ * tells which. ATP_ENOTFOUND: no such repo; ATP_EINVAL: r does not follow the file's head, or
+ * does not reproduce its signed commit. */
+ATP_NODISCARD int pds_actor_store_redo(pds_actor_store *s, const pds_redo *r, bool *applied,
+                                       atp_err *err);
+
+/* The smallest seq of a sequenced commit not yet in its file; INT64_MAX if none. Every event
+ * with a smaller seq whose commit is pending is in its file already. */
+int64_t pds_actor_store_min_unflushed(pds_actor_store *s);
 
 /* Open account handles right now (for metrics and tests). */
 size_t pds_actor_store_open_count(pds_actor_store *s);

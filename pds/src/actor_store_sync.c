@@ -297,6 +297,11 @@ int pds_sync_export_open(pds_actor_store *s, atp_slice did, atp_slice since,
         return atp_err_set(err, ATP_ENOTFOUND, 0, "Could not find repo for DID: %.*s",
                            (int)did.len, (const char *)did.ptr);
     }
+    /* the snapshot is of the file: it must hold every acknowledged commit first */
+    rc = pds_actor_store_flush(s, did, err);
+    if (rc != 0) {
+        return rc;
+    }
     pds_sync_export *x = atp_xcalloc(1, sizeof *x);
     atp_car_writer_init_fn(&x->w, x_append, x);
     rc = x_open_db(x, path, err);

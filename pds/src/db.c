@@ -10,13 +10,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "atp/buf.h"
+#include "atp/log.h"
+#include "atp/sqlwal.h"
+#include "clock.h"
 #include "sqlx.h"
 
 #define DB_READERS    4  /* reads take microseconds: a few connections serve many workers */
 #define DB_STMT_CACHE 24 /* every SQL literal this file runs on one connection fits */
 #define DB_BUSY_MS    10000
+#define CKPT_FRAMES   1000  /* the checkpointer's threshold (SQLite's own default) */
+#define CKPT_LIMIT    20000 /* past this, a commit checkpoints itself (the thread fell behind) */
+#define CKPT_EVERY_MS 50
 
 /* A prepared statement, keyed by the address of the SQL string literal it came from. */
 typedef struct stmt_slot {
@@ -39,6 +46,13 @@ struct pds_db {
     atomic_uint next;       /* where the next reader search starts */
     bool acct_touched;      /* the writer changed an account row (w.mu held) */
     atomic_ullong acct_gen; /* bumped after each such change is committed */
+    /* checkpoints off the writer's commits (atp/sqlwal.h): a thread on a connection of its own */
+    atp_sqlwal wal;
+    sqlite3 *ckpt;
+    pthread_t ckpt_thr;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    bool ckpt_on, ckpt_stop;
 };
 
 /* Migration i brings the schema from version i to i + 1. */
@@ -255,6 +269,57 @@ static int readers_open(pds_db *db, const char *path, atp_err *err)
     return 0;
 }
 
+/* ---- checkpoints, off the writer's commits ---- */
+
+/* Every CKPT_EVERY_MS, a PASSIVE checkpoint once the WAL passed CKPT_FRAMES: the sequencer's
+ * commits then never copy pages into the database file themselves. */
+static void *checkpointer_main(void *arg)
+{
+    pds_db *db = arg;
+    pthread_mutex_lock(&db->ckpt_mu);
+    while (!db->ckpt_stop) {
+        struct timespec until = pds_deadline_ms(CKPT_EVERY_MS);
+        (void)pthread_cond_timedwait(&db->ckpt_cv, &db->ckpt_mu, &until);
+        if (db->ckpt_stop || atp_sqlwal_frames(&db->wal) < CKPT_FRAMES) {
+            continue;
+        }
+        pthread_mutex_unlock(&db->ckpt_mu);
+        atp_err err;
+        if (atp_sqlwal_checkpoint(db->ckpt, NULL, NULL, &err) < 0) {
+            atp_logf(ATP_LOG_WARN, "db", "%s", err.msg);
+        }
+        pthread_mutex_lock(&db->ckpt_mu);
+    }
+    pthread_mutex_unlock(&db->ckpt_mu);
+    return NULL;
+}
+
+static int checkpointer_start(pds_db *db, const char *path, atp_err *err)
+{
+    if (sqlite3_open_v2(path, &db->ckpt, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        return atp_err_set(err, ATP_EIO, 0, "open %.80s (checkpoints): %.60s", path,
+                           db->ckpt ? sqlite3_errmsg(db->ckpt) : "?");
+    }
+    sqlite3_busy_timeout(db->ckpt, DB_BUSY_MS);
+    atp_sqlwal_watch(db->w.c, &db->wal, CKPT_LIMIT);
+    db->ckpt_on = pthread_create(&db->ckpt_thr, NULL, checkpointer_main, db) == 0;
+    return db->ckpt_on ? 0 : atp_err_set(err, ATP_EIO, 0, "checkpoint thread");
+}
+
+static void checkpointer_stop(pds_db *db)
+{
+    pthread_mutex_lock(&db->ckpt_mu);
+    db->ckpt_stop = true;
+    pthread_cond_broadcast(&db->ckpt_cv);
+    pthread_mutex_unlock(&db->ckpt_mu);
+    if (db->ckpt_on) {
+        pthread_join(db->ckpt_thr, NULL);
+        db->ckpt_on = false;
+    }
+    sqlite3_close(db->ckpt);
+    db->ckpt = NULL;
+}
+
 int pds_db_open(const char *path, pds_db **out, atp_err *err)
 {
     pds_db *db = atp_xcalloc(1, sizeof *db);
@@ -265,10 +330,15 @@ int pds_db_open(const char *path, pds_db **out, atp_err *err)
         pthread_mutex_init(&db->r[i].mu, NULL);
     }
     atomic_init(&db->next, 0u);
+    pthread_mutex_init(&db->ckpt_mu, NULL);
+    pthread_cond_init(&db->ckpt_cv, NULL);
     rc = writer_open(&db->w, path, err);
     if (rc == 0) {
         sqlite3_update_hook(db->w.c, on_row_change, db);
         rc = readers_open(db, path, err);
+    }
+    if (rc == 0) {
+        rc = checkpointer_start(db, path, err);
     }
     if (rc < 0) {
         pds_db_close(db);
@@ -283,6 +353,7 @@ void pds_db_close(pds_db *db)
     if (!db) {
         return;
     }
+    checkpointer_stop(db);
     /* readers first: the checkpoint below then has no reader to wait for */
     for (int i = 0; i < DB_READERS; i++) {
         conn_close(&db->r[i]);
@@ -291,6 +362,8 @@ void pds_db_close(pds_db *db)
         sqlite3_exec(db->w.c, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
     }
     conn_close(&db->w);
+    pthread_cond_destroy(&db->ckpt_cv);
+    pthread_mutex_destroy(&db->ckpt_mu);
     free(db);
 }
 

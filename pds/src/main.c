@@ -156,6 +156,7 @@ static int open_actors(const pds_config *cfg, pds_ctx *ctx)
 static void close_actors(pds_ctx *ctx)
 {
     pds_blobstore_close(ctx->blobs);
+    /* the sequencer drains, the files take every sequenced commit, then the clean-stop mark */
     pds_seq_close(ctx->seq);
     pds_actor_store_destroy(ctx->actors);
     atp_lexicon_destroy(g_lex);

@@ -340,3 +340,103 @@ int pds_seq_parse_cursor(atp_slice s, int64_t *out, atp_err *err)
     *out = v;
     return 0;
 }
+
+/* ---- reading a stored #commit back ---- */
+
+static bool text_field(const atp_cbor *m, const char *k, atp_slice *out)
+{
+    const atp_cbor *v = atp_cbor_map_get_str(m, k);
+    if (!v || v->type != ATP_CBOR_STRING) {
+        return false;
+    }
+    *out = v->u.str;
+    return true;
+}
+
+static int view_blocks(atp_arena *a, atp_slice car, pds_seq_commit_view *out, atp_err *err)
+{
+    atp_car_mem m;
+    atp_car_block blk;
+    size_t cap = 16;
+    int rc = atp_car_mem_open(&m, car, NULL, 0, err);
+    if (rc != 0) {
+        return rc;
+    }
+    out->blocks = atp_arena_calloc(a, cap, sizeof *out->blocks);
+    while ((rc = atp_car_mem_next(&m, &blk, err)) == ATP_CAR_BLOCK) {
+        if (out->n_blocks == cap) {
+            atp_block *v = atp_arena_calloc(a, cap * 2, sizeof *v);
+            memcpy(v, out->blocks, cap * sizeof *v);
+            out->blocks = v;
+            cap *= 2;
+        }
+        /* copied: a reader may hand out its own buffer */
+        atp_slice d = atp_slice_make(atp_arena_dup(a, blk.data.ptr, blk.data.len), blk.data.len);
+        out->blocks[out->n_blocks++] = (atp_block){blk.cid, d};
+    }
+    atp_car_mem_close(&m);
+    return rc < 0 ? rc : 0;
+}
+
+static int view_op(const atp_cbor *o, atp_repo_op *op, atp_err *err)
+{
+    atp_slice action;
+    const atp_cbor *cid = atp_cbor_map_get_str(o, "cid");
+    const atp_cbor *prev = atp_cbor_map_get_str(o, "prev");
+    memset(op, 0, sizeof *op);
+    if (!text_field(o, "action", &action) || atp_repo_action_parse(action, &op->action) != 0 ||
+        !text_field(o, "path", &op->path) || !cid) {
+        return atp_err_set(err, ATP_EINVAL, 0, "#commit op without action, path or cid");
+    }
+    op->has_cid = cid->type != ATP_CBOR_NULL;
+    op->has_prev = prev != NULL;
+    if ((op->has_cid && atp_cbor_get_cid(cid, &op->cid) != 0) ||
+        (op->has_prev && atp_cbor_get_cid(prev, &op->prev) != 0) ||
+        op->has_cid == (op->action == ATP_REPO_DELETE)) {
+        return atp_err_set(err, ATP_EINVAL, 0, "#commit op with a bad cid or prev");
+    }
+    return 0;
+}
+
+int pds_seq_commit_view_decode(atp_arena *a, const atp_cbor *body, pds_seq_commit_view *out,
+                               atp_err *err)
+{
+    pds_seq_commit_view v;
+    memset(&v, 0, sizeof v);
+    const atp_cbor *since = atp_cbor_map_get_str(body, "since");
+    const atp_cbor *commit = atp_cbor_map_get_str(body, "commit");
+    const atp_cbor *blocks = atp_cbor_map_get_str(body, "blocks");
+    const atp_cbor *ops = atp_cbor_map_get_str(body, "ops");
+    if (!text_field(body, "repo", &v.repo) || !text_field(body, "rev", &v.rev) || !since ||
+        (since->type != ATP_CBOR_NULL && since->type != ATP_CBOR_STRING) || !commit ||
+        atp_cbor_get_cid(commit, &v.commit) != 0 || !blocks || blocks->type != ATP_CBOR_BYTES ||
+        !ops || ops->type != ATP_CBOR_ARRAY || ops->u.arr.n > ATP_REPO_MAX_WRITES) {
+        return atp_err_set(err, ATP_EINVAL, 0, "not a #commit body");
+    }
+    if (since->type == ATP_CBOR_STRING) {
+        v.since = since->u.str;
+    }
+    int rc = view_blocks(a, blocks->u.str, &v, err);
+    v.ops = atp_arena_calloc(a, ops->u.arr.n ? ops->u.arr.n : 1, sizeof *v.ops);
+    for (size_t i = 0; rc == 0 && i < ops->u.arr.n; i++) {
+        rc = view_op(&ops->u.arr.items[i], &v.ops[i], err);
+    }
+    v.n_ops = ops->u.arr.n;
+    if (rc == 0 && !pds_seq_commit_view_block(&v, &v.commit)) {
+        rc = atp_err_set(err, ATP_EINVAL, 0, "#commit blocks lack the commit");
+    }
+    if (rc == 0) {
+        *out = v;
+    }
+    return rc;
+}
+
+const atp_block *pds_seq_commit_view_block(const pds_seq_commit_view *v, const atp_cid *cid)
+{
+    for (size_t i = 0; i < v->n_blocks; i++) {
+        if (atp_cid_eq(&v->blocks[i].cid, cid)) {
+            return &v->blocks[i];
+        }
+    }
+    return NULL;
+}

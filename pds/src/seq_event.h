@@ -82,6 +82,27 @@ ATP_NODISCARD int pds_seq_frame_decode(atp_arena *a, atp_slice in, pds_seq_frame
  * from pds_seq_frame_decode, the bytes equal the input (DAG-CBOR is canonical). */
 void pds_seq_frame_encode(atp_buf *out, const pds_seq_frame *f);
 
+/* A stored #commit event, as the redo of a commit after a crash needs it (slices into the
+ * decoded frame's input). */
+typedef struct pds_seq_commit_view {
+    atp_slice repo, rev, since; /* since empty when null (the first commit) */
+    atp_cid commit;
+    atp_block *blocks; /* every block of the event's CAR, the signed commit among them */
+    size_t n_blocks;
+    atp_repo_op *ops;  /* action, path, cid (create/update), prev (update/delete) */
+    size_t n_ops;
+} pds_seq_commit_view;
+
+/* Reads the body of a #commit frame (pds_seq_frame_decode's body) into *out: the fields above,
+ * the CAR read whole (every block hashed against its CID). ATP_EINVAL when a field is missing
+ * or of the wrong type, a block does not match its CID, or the op list is over
+ * ATP_REPO_MAX_WRITES. Arrays from `a`. */
+ATP_NODISCARD int pds_seq_commit_view_decode(atp_arena *a, const atp_cbor *body,
+                                             pds_seq_commit_view *out, atp_err *err);
+
+/* The block of `cid` among v's blocks, or NULL. */
+const atp_block *pds_seq_commit_view_block(const pds_seq_commit_view *v, const atp_cid *cid);
+
 /* The subscribeRepos `cursor` parameter: decimal digits only (no sign, no blanks), value in
  * [0, 2^53). ATP_EINVAL otherwise (err->off = the bad character). *out only on success. */
 ATP_NODISCARD int pds_seq_parse_cursor(atp_slice s, int64_t *out, atp_err *err);

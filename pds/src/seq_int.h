@@ -47,6 +47,7 @@ struct pds_seq {
     _Atomic int64_t current, pruned;
     atomic_ullong events, txns, subscribers, slow;
     int64_t retention_ms;
+    int64_t flushed; /* the flush watermark last stored (the prune thread's) */
     pthread_t replay_thr, prune_thr;
     bool threads;
     seq_handoff *ho; /* seq_outbox.c's state */
@@ -66,10 +67,8 @@ typedef struct seq_append {
     sqlite3_stmt *seen; /* the (did, outbox_id) lookup, made on first use */
 } seq_append;
 
-/* The wall clock in Unix milliseconds, and the CLOCK_REALTIME instant `ms` from now (for
- * pthread_cond_timedwait). */
+/* The wall clock in Unix milliseconds. */
 int64_t seq_now_ms(void);
-struct timespec seq_deadline(int64_t ms);
 
 /* Appends a copy of frame with its seq to l. */
 void seq_ev_push(ev_list *l, int64_t seq, atp_slice frame);
@@ -91,6 +90,11 @@ int seq_append_event(seq_append *ap, sqlite3 *conn, const char *did, const char 
 /* Hands events up to `upto` to the loop in seq order (seq_mu held): first whatever committed
  * before them and was not posted, then evs (emptied). */
 void seq_post_events(pds_seq *q, ev_list *evs, int64_t upto);
+
+/* seq_outbox.c: after an unclean stop, writes the commits of repo_seq's #commit events past
+ * `flushed` back into account files that lack them (pds_actor_store_redo), in seq order, with a
+ * progress line every 1000 events. A commit that cannot be redone is logged and skipped. */
+ATP_NODISCARD int seq_redo(pds_seq *q, int64_t flushed, atp_err *err);
 
 /* seq_outbox.c: sets up the hand-off (q->ho) and, when `recover`, first sequences whatever any
  * account's outbox still holds (after an unclean stop), then starts the outbox cleaner. */

@@ -28,10 +28,12 @@
 
 #include "actor_store_int.h"
 #include "seq_event.h"
+#include "clock.h"
 #include "seq_int.h"
 #include "sqlx.h"
 
 #define OUTBOX_ROWS    256 /* outbox rows moved per account per round (file drain) */
+#define SEQ_TRIES      5   /* hand-off transactions tried before a fail-stop */
 #define CLEAN_EVERY_MS 250 /* the cleaner's period */
 
 /* ---- draining an account file (imports, recovery, retries) ---- */
@@ -223,9 +225,11 @@ static int drain(pds_seq *q, const char *const *dids, size_t n, atp_err *err)
 /* One committed event on its way from the commit hook to repo_seq. */
 typedef struct handed {
     struct handed *next;
-    char *did; /* owned */
-    int64_t outbox_id;
-    char type[12]; /* "#commit", "#sync" */
+    char *did;         /* owned */
+    int64_t outbox_id; /* its outbox row; 0: none (a pending commit: repo_seq is its only copy) */
+    int64_t seq;       /* given in the hand-off transaction */
+    _Atomic int64_t *seq_out; /* nullable: the pending commit told of its seq once durable */
+    char type[12];            /* "#commit", "#sync" */
     size_t len;
     uint8_t body[]; /* the event body (seq_event.h), without header or seq */
 } handed;
@@ -299,40 +303,85 @@ static int hand_fn(void *ctx, sqlite3 *conn, atp_err *err)
 {
     hand_ctx *h = ctx;
     for (handed *e = h->list; e; e = e->next) {
-        int rc = move_one(&h->ap, conn, e->did, e->type, atp_slice_make(e->body, e->len),
-                          &e->outbox_id, err);
+        atp_slice body = atp_slice_make(e->body, e->len);
+        int rc = e->outbox_id > 0
+                     ? move_one(&h->ap, conn, e->did, e->type, body, &e->outbox_id, err)
+                     : seq_append_event(&h->ap, conn, e->did, e->type, body, NULL, err);
         if (rc < 0) {
             return rc;
         }
+        e->seq = h->ap.seq;
     }
     return 0;
 }
 
-/* Appends `list` to repo_seq in one transaction and posts it (seq_mu held). On failure the
- * events stay in their outboxes: their accounts are drained again by the cleaner. */
-static void hand_on(pds_seq *q, handed *list)
+/* Appends `list` to repo_seq in one transaction and posts it (seq_mu held). Pending commits
+ * learn their seqs before the sequencer's current seq moves past them (the flush watermark,
+ * sequencer.c, relies on that order). */
+static int hand_once(pds_seq *q, handed *list, atp_err *err)
 {
     hand_ctx h;
     ev_list evs = {0};
-    atp_err err;
-    atp_err_clear(&err);
     seq_append_init(&h.ap, q, &evs);
     h.list = list;
-    int rc = pds_db_txn(q->ctx->db, hand_fn, &h, &err);
+    int rc = pds_db_txn(q->ctx->db, hand_fn, &h, err);
     if (rc == 0) {
+        for (handed *e = list; e; e = e->next) {
+            if (e->seq_out) {
+                atomic_store_explicit(e->seq_out, e->seq, memory_order_release);
+            }
+        }
         atomic_fetch_add(&q->txns, 1);
         atomic_fetch_add(&q->events, evs.n);
         int64_t cur = evs.n ? evs.v[evs.n - 1].seq : 0;
         seq_post_events(q, &evs, cur > q->posted ? cur : q->posted);
-    } else {
-        atp_logf(ATP_LOG_ERROR, "seq", "sequencing: %s", err.msg);
-        atomic_store(&q->dirty, true);
     }
     seq_ev_free(&evs);
     seq_append_release(&h.ap);
+    return rc;
+}
+
+/* Whether any event of the list exists only here (a pending commit's: no outbox row). */
+static bool has_pending(const handed *list)
+{
+    for (const handed *e = list; e; e = e->next) {
+        if (e->outbox_id <= 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* hand_once, and what follows its outcome (seq_mu held). Events with an outbox row that fail
+ * stay there: their accounts are drained again by the cleaner. An event of a pending commit has
+ * no other copy, and its write is not answered until it is sequenced: the transaction is tried
+ * again, and if the service database keeps refusing, the process stops (fail-stop: a restart's
+ * recovery rebuilds a consistent state from what is durable; nothing unanswered is lost). */
+static void hand_on(pds_seq *q, handed *list)
+{
+    atp_err err;
+    atp_err_clear(&err);
+    int rc = hand_once(q, list, &err);
+    for (int tries = 1; rc != 0 && has_pending(list) && tries < SEQ_TRIES; tries++) {
+        atp_logf(ATP_LOG_ERROR, "seq", "sequencing (try %d): %s", tries, err.msg);
+        struct timespec pause = {0, 200000000L};
+        nanosleep(&pause, NULL);
+        rc = hand_once(q, list, &err);
+    }
+    if (rc != 0 && has_pending(list)) {
+        atp_logf(ATP_LOG_ERROR, "seq", "sequencing failed %d times, stopping: %s", SEQ_TRIES,
+                 err.msg);
+        abort();
+    }
+    if (rc != 0) {
+        atp_logf(ATP_LOG_ERROR, "seq", "sequencing: %s", err.msg);
+        atomic_store(&q->dirty, true);
+    }
     pthread_mutex_lock(&q->ho->mu);
     for (handed *e = list; e; e = e->next) {
-        moved_note(q->ho, e->did, e->outbox_id, rc != 0);
+        if (e->outbox_id > 0) {
+            moved_note(q->ho, e->did, e->outbox_id, rc != 0);
+        }
     }
     pthread_mutex_unlock(&q->ho->mu);
 }
@@ -533,17 +582,20 @@ static int outbox_insert(sqlite3 *db, const char *type, atp_slice body, int64_t 
     return rc;
 }
 
-/* Writes the outbox row and, with `tail`, keeps a copy for the hand-off. */
+/* Writes the outbox row (db non-NULL: a commit written into its file now) and, with `tail`,
+ * keeps a copy for the hand-off. */
 static int outbox_put(sqlite3 *db, atp_slice did, const char *type, atp_slice body, handed ***tail,
                       atp_err *err)
 {
     int64_t id = 0;
-    int rc = outbox_insert(db, type, body, &id, err);
+    int rc = db ? outbox_insert(db, type, body, &id, err) : 0;
     if (rc == 0 && tail) {
         handed *h = atp_xmalloc(sizeof *h + body.len);
         h->next = NULL;
         h->did = atp_xstrndup((const char *)did.ptr, did.len);
         h->outbox_id = id;
+        h->seq = 0;
+        h->seq_out = NULL;
         snprintf(h->type, sizeof h->type, "#%s", type);
         h->len = body.len;
         memcpy(h->body, body.ptr, body.len);
@@ -600,14 +652,20 @@ int pds_seq_commit_hook(void *pctx, sqlite3 *db, atp_slice did, const atp_repo_c
     return rc;
 }
 
-void pds_seq_commit_done(void *pctx, atp_slice did, void *staged, bool durable)
+void pds_seq_commit_done(void *pctx, atp_slice did, void *staged, bool durable,
+                         _Atomic int64_t *seq_out)
 {
     pds_ctx *ctx = pctx;
     pds_seq *q = ctx ? ctx->seq : NULL;
     handed *list = staged;
-    (void)did;
+    if (durable && seq_out && (!q || !q->ho)) {
+        /* no sequencer (start-up, shutdown): the commit must still reach its file */
+        atp_logf(ATP_LOG_ERROR, "seq", "no sequencer for a commit of %.*s: event dropped",
+                 (int)did.len, (const char *)did.ptr);
+        atomic_store_explicit(seq_out, -1, memory_order_release);
+    }
     if (!durable || !q || !q->ho) {
-        handed_free(list); /* rolled back, or no sequencer yet: the outbox has it */
+        handed_free(list); /* refused, or no sequencer: an outbox row (if any) has it */
         return;
     }
     seq_handoff *ho = q->ho;
@@ -616,6 +674,9 @@ void pds_seq_commit_done(void *pctx, atp_slice did, void *staged, bool durable)
     for (handed *e = list; e; e = e->next) {
         ho->queued++;
         ho->tail = &e->next;
+        if (!e->next) {
+            e->seq_out = seq_out; /* told once its last event is in */
+        }
     }
     if (!ho->leader) {
         pthread_cond_signal(&ho->scv);
@@ -658,7 +719,7 @@ static void *cleaner_main(void *arg)
     seq_handoff *ho = q->ho;
     pthread_mutex_lock(&ho->mu);
     while (!ho->stop) {
-        struct timespec until = seq_deadline(CLEAN_EVERY_MS);
+        struct timespec until = pds_deadline_ms(CLEAN_EVERY_MS);
         (void)pthread_cond_timedwait(&ho->ccv, &ho->mu, &until);
         if (!ho->stop && ho->n_mv > 0) {
             pthread_mutex_unlock(&ho->mu);
@@ -734,6 +795,96 @@ static int recover(pds_seq *q, atp_err *err)
     atp_logf(ATP_LOG_INFO, "seq", "recovery: %zu accounts, seq now %lld", sc.total,
              (long long)atomic_load(&q->current));
     return sc.rc;
+}
+
+/* ---- redo: commits acknowledged but not in their files at a crash ---- */
+
+#define REDO_ROWS 256
+
+typedef struct redo_page {
+    int64_t after;
+    ev_list evs; /* seq + whole frame */
+    char **dids;
+} redo_page;
+
+static int redo_read(void *ctx, sqlite3 *conn, atp_err *err)
+{
+    redo_page *p = ctx;
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (sqlite3_prepare_v2(conn,
+                           "SELECT seq, did, event FROM repo_seq WHERE seq > ?1 AND"
+                           " event_type = 'commit' AND invalidated = 0 ORDER BY seq LIMIT ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return pds_sqlx_fail(conn, err, "repo_seq read");
+    }
+    sqlite3_bind_int64(st, 1, p->after);
+    sqlite3_bind_int(st, 2, REDO_ROWS);
+    p->dids = atp_xcalloc(REDO_ROWS, sizeof *p->dids);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *did = (const char *)sqlite3_column_text(st, 1);
+        p->dids[p->evs.n] = atp_xstrndup(did ? did : "", did ? strlen(did) : 0);
+        seq_ev_push(&p->evs, sqlite3_column_int64(st, 0),
+                    atp_slice_make(sqlite3_column_blob(st, 2),
+                                   (size_t)sqlite3_column_bytes(st, 2)));
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : pds_sqlx_fail(conn, err, "repo_seq read");
+}
+
+/* One stored #commit frame back into its account's file (if the file lacks it). */
+static int redo_one(pds_seq *q, const char *did, const seq_ev *e, atp_arena *a, bool *applied)
+{
+    pds_seq_frame f;
+    pds_seq_commit_view v;
+    atp_err err;
+    int rc = pds_seq_frame_decode(a, atp_slice_make(e->bytes, e->len), &f, &err);
+    rc = rc ? rc : pds_seq_commit_view_decode(a, f.body, &v, &err);
+    if (rc == 0) {
+        const atp_block *commit = pds_seq_commit_view_block(&v, &v.commit);
+        pds_redo r = {atp_slice_str(did), v.rev,   v.since,      commit->data,
+                      v.ops,              v.n_ops, v.blocks, v.n_blocks};
+        rc = pds_actor_store_redo(q->ctx->actors, &r, applied, &err);
+    }
+    if (rc != 0 && rc != ATP_ENOTFOUND) { /* a deleted account has nothing to redo */
+        atp_logf(ATP_LOG_ERROR, "seq", "redo of seq %lld (%s): %s", (long long)e->seq, did,
+                 err.msg);
+    }
+    return rc;
+}
+
+int seq_redo(pds_seq *q, int64_t flushed, atp_err *err)
+{
+    size_t seen = 0, redone = 0;
+    atp_arena *a = atp_arena_create(0);
+    int64_t after = flushed;
+    int rc = 0;
+    atp_logf(ATP_LOG_INFO, "seq", "unclean stop: writing commits after seq %lld back into files",
+             (long long)flushed);
+    for (bool more = true; more && rc == 0;) {
+        redo_page p = {after, {0}, NULL};
+        rc = pds_db_read(q->ctx->db, redo_read, &p, err);
+        for (size_t i = 0; rc == 0 && i < p.evs.n; i++) {
+            bool applied = false;
+            (void)redo_one(q, p.dids[i], &p.evs.v[i], a, &applied);
+            atp_arena_reset(a);
+            redone += applied;
+            after = p.evs.v[i].seq;
+            if (++seen % 1000 == 0) {
+                atp_logf(ATP_LOG_INFO, "seq", "redo: %zu events read, %zu commits written",
+                         seen, redone);
+            }
+        }
+        more = p.evs.n == REDO_ROWS;
+        for (size_t i = 0; i < p.evs.n; i++) {
+            free(p.dids[i]);
+        }
+        free(p.dids);
+        seq_ev_free(&p.evs);
+    }
+    atp_arena_destroy(a);
+    atp_logf(ATP_LOG_INFO, "seq", "redo: %zu events read, %zu commits written", seen, redone);
+    return rc;
 }
 
 /* ---- open and close ---- */

@@ -30,6 +30,7 @@
 
 #include "actor_store_int.h"
 #include "seq_event.h"
+#include "clock.h"
 #include "seq_int.h"
 #include "sqlx.h"
 
@@ -39,7 +40,9 @@
 #define PENDING_MAX_BYTES  (8u << 20)    /* live events buffered while a replay catches up */
 #define PRUNE_ROWS         5000          /* rows deleted per pruning transaction */
 #define STATE_CLEAN        "clean_stop"
+#define STATE_FLUSHED      "flushed_upto"
 #define STATE_PRUNED       "pruned_upto"
+#define NOTE_FLUSHED_MS    1000          /* how often the flush watermark is stored */
 
 /* One subscriber (loop thread). */
 typedef struct sub {
@@ -885,18 +888,6 @@ int64_t seq_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-struct timespec seq_deadline(int64_t ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    t.tv_sec += (time_t)(ms / 1000);
-    t.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
 
 /* Drops events older than the window, PRUNE_ROWS per transaction. */
 static void prune(pds_seq *q)
@@ -917,18 +908,49 @@ static void prune(pds_seq *q)
     }
 }
 
+/* ---- the flush watermark ---- */
+
+static int store_flushed(void *ctx, sqlite3 *conn, atp_err *err)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%lld", (long long)*(const int64_t *)ctx);
+    const void *args[] = {STATE_FLUSHED, v};
+    return seq_sql_run(conn, "INSERT OR REPLACE INTO seq_state(name, value) VALUES (?1, ?2)", "tt",
+                       args, err);
+}
+
+/* Stores the highest seq up to which every pending commit's event is in its account file
+ * (actor_store.h): the redo after a crash starts there. The current seq is read first: a
+ * commit sequenced up to it already knows its seq (seq_outbox.c sets seqs before the current
+ * seq moves), so it is either counted as unflushed or in its file. */
+static void note_flushed(pds_seq *q)
+{
+    int64_t cur = atomic_load(&q->current);
+    int64_t low = q->ctx->actors ? pds_actor_store_min_unflushed(q->ctx->actors) : INT64_MAX;
+    int64_t w = low == INT64_MAX || low - 1 > cur ? cur : low - 1;
+    atp_err err;
+    if (w > q->flushed && pds_db_txn(q->ctx->db, store_flushed, &w, &err) == 0) {
+        q->flushed = w;
+    }
+}
+
 static void *prune_main(void *arg)
 {
     pds_seq *q = arg;
     /* A quarter of the window, within [100 ms, 60 s]. */
     int64_t every = q->retention_ms / 4 < 100 ? 100 : q->retention_ms / 4;
     every = every > 60000 ? 60000 : every;
+    int64_t next_prune = seq_now_ms() + every;
     pthread_mutex_lock(&q->mu);
     while (!q->stop) {
-        struct timespec until = seq_deadline(every);
+        struct timespec until = pds_deadline_ms(every < NOTE_FLUSHED_MS ? every : NOTE_FLUSHED_MS);
         if (pthread_cond_timedwait(&q->pcv, &q->mu, &until) == ETIMEDOUT && !q->stop) {
             pthread_mutex_unlock(&q->mu);
-            prune(q);
+            note_flushed(q);
+            if (seq_now_ms() >= next_prune) {
+                prune(q);
+                next_prune = seq_now_ms() + every;
+            }
             pthread_mutex_lock(&q->mu);
         }
     }
@@ -939,7 +961,7 @@ static void *prune_main(void *arg)
 /* ---- open, recovery, close ---- */
 
 typedef struct open_ctx {
-    int64_t last, pruned, clean;
+    int64_t last, pruned, clean, flushed, has_flushed;
 } open_ctx;
 
 static int open_fn(void *ctx, sqlite3 *conn, atp_err *err)
@@ -960,6 +982,14 @@ static int open_fn(void *ctx, sqlite3 *conn, atp_err *err)
     if (rc == 0) {
         rc = seq_sql_int(conn, "SELECT CAST(value AS INTEGER) FROM seq_state WHERE name = ?1",
                          STATE_PRUNED, &o->pruned, err);
+    }
+    if (rc == 0) {
+        rc = seq_sql_int(conn, "SELECT count(*) FROM seq_state WHERE name = ?1", STATE_FLUSHED,
+                         &o->has_flushed, err);
+    }
+    if (rc == 0) {
+        rc = seq_sql_int(conn, "SELECT CAST(value AS INTEGER) FROM seq_state WHERE name = ?1",
+                         STATE_FLUSHED, &o->flushed, err);
     }
     /* Cleared now: a crash from here on leaves no mark, so the next start recovers. */
     return rc == 0 ? seq_sql_run(conn, "DELETE FROM seq_state WHERE name = ?1", "t", args, err)
@@ -996,14 +1026,26 @@ static void seq_free(pds_seq *q)
 
 int pds_seq_open(pds_ctx *ctx, pds_seq **out, atp_err *err)
 {
-    open_ctx o = {0, 0, 0};
+    open_ctx o = {0, 0, 0, 0, 0};
     pds_seq *q = seq_alloc(ctx);
     int rc = pds_db_txn(ctx->db, open_fn, &o, err);
     if (rc == 0) {
         atomic_store(&q->current, o.last);
         atomic_store(&q->pruned, o.pruned);
         q->posted = o.last;
+        /* without a watermark (a store older than the pending commits) the files hold it all */
+        if (!o.clean && o.has_flushed && ctx->actors) {
+            rc = seq_redo(q, o.flushed, err);
+        }
+    }
+    if (rc == 0) {
         rc = seq_outbox_open(q, !o.clean && ctx->actors, err);
+    }
+    if (rc == 0) {
+        /* every file now holds every event sequenced so far */
+        int64_t cur = atomic_load(&q->current);
+        rc = pds_db_txn(ctx->db, store_flushed, &cur, err);
+        q->flushed = cur;
     }
     if (rc == 0) {
         prune(q);
@@ -1067,6 +1109,13 @@ void pds_seq_close(pds_seq *q)
         pthread_join(q->prune_thr, NULL);
     }
     seq_outbox_close(q);
+    /* Everything is sequenced now: every pending commit goes into its file, then the
+     * watermark; if a file refused, no clean mark, so the next start redoes from it. */
+    if (q->ctx->actors && pds_actor_store_flush_all(q->ctx->actors, &err) < 0) {
+        atp_logf(ATP_LOG_ERROR, "seq", "writing pending commits at stop: %s", err.msg);
+        atomic_store(&q->dirty, true);
+    }
+    note_flushed(q);
     /* A failed move may have left events in an outbox: then the next start must scan. */
     if (!q->dirty && pds_db_txn(q->ctx->db, mark_clean, NULL, &err) < 0) {
         atp_logf(ATP_LOG_WARN, "seq", "clean-stop mark: %s", err.msg);

@@ -42,19 +42,24 @@ ATP_NODISCARD int pds_seq_open(pds_ctx *ctx, pds_seq **out, atp_err *err);
  * Call once, before the loop runs. */
 void pds_seq_attach(pds_seq *q, atp_server *srv);
 
-/* Marks a clean stop (no recovery scan at the next start) and frees. NULL is a no-op. */
+/* Sequences what is queued, writes every pending commit into its account's file
+ * (pds_actor_store_flush_all), stores the flush watermark, marks a clean stop (no recovery at
+ * the next start) and frees. NULL is a no-op. */
 void pds_seq_close(pds_seq *q);
 
 /* The actor store's pds_commit_hook (hook ctx = the pds_ctx; the hook needs no sequencer state,
- * so the store can be opened before the sequencer): writes the #commit event of `c` (and #sync
- * for a new repo) into the account file's seq_outbox, inside the write's transaction, and
- * stages a copy in *staged (staged NULL: no copy). */
+ * so the store can be opened before the sequencer): builds the #commit event of `c` (and #sync
+ * for a new repo). With `db` (a commit written into its file now) the event is also written
+ * into the file's seq_outbox inside that transaction; without (a pending commit) repo_seq will
+ * be its only copy. Stages a copy in *staged (staged NULL: no copy). */
 int pds_seq_commit_hook(void *pds_ctx, sqlite3 *db, atp_slice did, const atp_repo_commit *c,
                         void **staged, atp_err *err);
 
-/* The actor store's pds_commit_done: queues the staged copy for pds_seq_after_write once its
- * COMMIT is durable, drops it otherwise (the outbox keeps the row either way). */
-void pds_seq_commit_done(void *pds_ctx, atp_slice did, void *staged, bool durable);
+/* The actor store's pds_commit_done: queues the staged copy for the sequencer thread once the
+ * commit took effect, drops it otherwise. `seq_out` (a pending commit) gets the event's seq
+ * once it is in repo_seq. */
+void pds_seq_commit_done(void *pds_ctx, atp_slice did, void *staged, bool durable,
+                         _Atomic int64_t *seq_out);
 
 /* Writes a #sync event (did, commit block as a CAR, rev) into the account file's seq_outbox,
  * inside the caller's transaction on that file (an import: actor_store_int.h). */

@@ -864,7 +864,6 @@ static int count_hook(void *ctx, sqlite3 *db, atp_slice did, const atp_repo_comm
                       void **staged, atp_err *err)
 {
     (void)ctx;
-    T_TRUE(db != NULL);
     T_TRUE(atp_slice_eq(did, DID_A));
     T_TRUE(c->n_blocks >= 1);
     g_hook_calls++;
@@ -875,7 +874,11 @@ static int count_hook(void *ctx, sqlite3 *db, atp_slice did, const atp_repo_comm
     if (g_hook_fail) {
         return atp_err_set(err, ATP_EIO, 0, "sequencer down");
     }
-    /* the hook writes into the same transaction */
+    /* a commit written into its file now (a new repo): the hook writes into its transaction;
+     * a write's commit goes to the file later, so it gets no connection */
+    if (!db) {
+        return 0;
+    }
     return sqlite3_exec(db,
                         "CREATE TABLE IF NOT EXISTS seq (n INTEGER); INSERT INTO seq VALUES (1)",
                         NULL, NULL, NULL) == SQLITE_OK
@@ -883,16 +886,23 @@ static int count_hook(void *ctx, sqlite3 *db, atp_slice did, const atp_repo_comm
                : ATP_EIO;
 }
 
-/* Each staged value comes back exactly once, with the commit's outcome. */
-static void count_done(void *ctx, atp_slice did, void *staged, bool durable)
+/* Each staged value comes back exactly once, with the commit's outcome; a pending commit is
+ * "sequenced" at once (a seq per commit), which lets it go to the file. */
+static void count_done(void *ctx, atp_slice did, void *staged, bool durable,
+                       _Atomic int64_t *seq_out)
 {
+    static int64_t seq;
     int *n = staged;
     (void)ctx;
     T_TRUE(atp_slice_eq(did, DID_A));
     T_TRUE(*n >= 1 && *n <= g_hook_calls);
     if (durable) {
         g_done_durable++;
+        if (seq_out) {
+            atomic_store(seq_out, ++seq);
+        }
     } else {
+        T_TRUE(seq_out == NULL);
         g_done_dropped++;
     }
     free(n);
@@ -946,8 +956,94 @@ static void test_hook_rollback(void)
     T_EQ(g_hook_calls, 3);
     T_EQ(g_done_durable, 2);
     T_EQ(g_done_dropped, 1);
-    T_EQ(seq_rows(s), 2);
+    T_EQ(seq_rows(s), 1); /* the new repo's: the write's event went to the "sequencer" only */
+    T_TRUE(has_record(s, DID_A, POST, "3jzfcijpj2z2a")); /* a read writes it into the file */
     check_export(s, DID_A, 1);
+    atp_arena_destroy(a);
+    pds_actor_store_destroy(s);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A sequencer the test drives: it keeps each pending commit's seq slot, and hands out seqs
+ * only when told. */
+static _Atomic int64_t *g_slots[16];
+static int g_n_slots;
+
+static int slot_hook(void *ctx, sqlite3 *db, atp_slice did, const atp_repo_commit *c,
+                     void **staged, atp_err *err)
+{
+    (void)ctx, (void)db, (void)did, (void)c, (void)err;
+    *staged = malloc(1);
+    return 0;
+}
+
+static void slot_done(void *ctx, atp_slice did, void *staged, bool durable,
+                      _Atomic int64_t *seq_out)
+{
+    (void)ctx, (void)did;
+    if (durable && seq_out && g_n_slots < 16) {
+        g_slots[g_n_slots++] = seq_out;
+    }
+    free(staged);
+}
+
+/* Commits wait in memory until their events are sequenced: the repo handle (export) has them
+ * at once, the file (the record index) once they are sequenced and something reads; the flush
+ * watermark (min_unflushed) holds at the first sequenced commit until its file is synced; a
+ * handle with unsequenced commits is not evicted. */
+static void test_pending_commits(void)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/pending/actors", g_root);
+    pds_actor_store_opts o = {.dir = dir, .lex = g_lex, .hook = slot_hook, .done = slot_done,
+                              .max_open = 1, .flush_ms = 20};
+    pds_actor_store *s = NULL;
+    atp_arena *a = atp_arena_create(0);
+    atp_err e;
+    pds_commit_info ci;
+    pds_apply_out out = {0};
+    const char *name;
+    T_OKE(pds_actor_store_open(&o, &s, &e), &e);
+    T_OKE(pds_actor_store_create_repo(s, DID_A, g_key, &ci, &e), &e);
+    g_n_slots = 0;
+    for (int i = 0; i < 2; i++) {
+        char rk[16];
+        snprintf(rk, sizeof rk, "3jzfcijpj2z2%c", "ab"[i]);
+        pds_write w = wr(ATP_REPO_CREATE, POST, rk, js(a, post_json(a, "p")));
+        T_OKE(write1(s, DID_A, w, PDS_VALIDATE_UNSET, a, &out, &name, &e), &e);
+    }
+    T_EQ(g_n_slots, 2);
+    check_export(s, DID_A, 2);
+    T_FALSE(has_record(s, DID_A, POST, "3jzfcijpj2z2a"));
+    T_EQ(pds_actor_store_min_unflushed(s), INT64_MAX);
+    /* another account: with max_open 1 the idle one closes, and that is B, not A, whose
+     * commits are unsequenced (closing A would drop them: the reads below prove it did not) */
+    T_OKE(pds_actor_store_create_repo(s, DID_B, g_key, &ci, &e), &e);
+    T_EQ(pds_actor_store_open_count(s), 1);
+    atomic_store(g_slots[0], 5);
+    T_EQ(pds_actor_store_min_unflushed(s), 5);
+    T_TRUE(has_record(s, DID_A, POST, "3jzfcijpj2z2a"));
+    T_FALSE(has_record(s, DID_A, POST, "3jzfcijpj2z2b"));
+    atomic_store(g_slots[1], 6);
+    T_TRUE(has_record(s, DID_A, POST, "3jzfcijpj2z2b"));
+    /* written with a NORMAL commit: the watermark moves once the flusher synced the WAL */
+    int64_t low = pds_actor_store_min_unflushed(s);
+    for (int i = 0; i < 100 && low != INT64_MAX; i++) {
+        sleep_ms(10);
+        low = pds_actor_store_min_unflushed(s);
+    }
+    T_EQ(low, INT64_MAX);
+    T_OKE(pds_actor_store_root(s, DID_B, &ci, &e), &e); /* A is idle now: evicted */
+    T_EQ(pds_actor_store_open_count(s), 1);
+    pds_actor_store_destroy(s);
+    s = reopen(dir);
+    check_export(s, DID_A, 2);
+    T_TRUE(has_record(s, DID_A, POST, "3jzfcijpj2z2b"));
     atp_arena_destroy(a);
     pds_actor_store_destroy(s);
 }
@@ -1221,6 +1317,7 @@ int main(void)
     T_RUN(test_export_verifies_js);
     T_RUN(test_blobs);
     T_RUN(test_hook_rollback);
+    T_RUN(test_pending_commits);
     T_RUN(test_lru);
     T_RUN(test_concurrent_writers);
     T_RUN(test_group_commit);

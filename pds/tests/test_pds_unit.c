@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "account.h"
+#include "acct_cache.h"
 #include "config.h"
 #include "db.h"
 #include "password.h"
@@ -336,6 +337,65 @@ static int try_write(void *ctx, sqlite3 *conn, atp_err *err)
     return 0;
 }
 
+static int takedown_in_txn(void *ctx, sqlite3 *conn, atp_err *err)
+{
+    (void)ctx, (void)err;
+    return sqlite3_exec(conn, "UPDATE account SET status = 'takendown' WHERE did = 'did:plc:kkk'",
+                        NULL, NULL, NULL) == SQLITE_OK
+               ? 0
+               : ATP_EIO;
+}
+
+/* The write path's account cache: hits while nothing changes (the same key object), and sees
+ * every committed account change at once: a status set through the db calls or by SQL inside
+ * pds_db_txn, a new key, a deleted account; unrelated writes keep it. */
+static void test_acct_cache(void)
+{
+    char dir[] = "/tmp/test_pds_acct.XXXXXX", path[64];
+    const char hex1[] = "1111111111111111111111111111111111111111111111111111111111111111";
+    const char hex2[] = "2222222222222222222222222222222222222222222222222222222222222222";
+    pds_db *db = NULL;
+    atp_err err;
+    pds_status st;
+    atp_key *k1 = NULL, *k2 = NULL, *k3 = NULL;
+    T_TRUE(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/service.sqlite", dir);
+    T_OK(pds_db_open(path, &db, &err));
+    pds_account a = make_account("did:plc:kkk", "kay.test", "k@x.com");
+    T_OK(pds_db_account_create(db, &a, NULL, &err));
+    pds_acct_cache *c = pds_acct_cache_create(db, 8);
+    T_EQ(pds_acct_cache_get(c, "did:plc:nobody", &st, &k1), ATP_ENOTFOUND);
+    T_OK(pds_acct_cache_get(c, "did:plc:kkk", &st, &k1));
+    T_EQ(st, PDS_ST_ACTIVE);
+    T_TRUE(k1 == NULL); /* no key stored yet */
+    T_OK(pds_db_account_set_key(db, "did:plc:kkk", hex1));
+    T_OK(pds_acct_cache_get(c, "did:plc:kkk", &st, &k1));
+    T_OK(pds_acct_cache_get(c, "did:plc:kkk", &st, &k2));
+    T_TRUE(k1 != NULL && k1 == k2); /* a hit: the same parsed key */
+    T_OK(pds_db_refresh_add(db, "jti-1", "did:plc:kkk", "", 1)); /* not an account row */
+    T_OK(pds_acct_cache_get(c, "did:plc:kkk", &st, &k3));
+    T_TRUE(k3 == k1);
+    atp_key_destroy(k2);
+    atp_key_destroy(k3);
+    T_OK(pds_db_account_set_key(db, "did:plc:kkk", hex2));
+    T_OK(pds_acct_cache_get(c, "did:plc:kkk", &st, &k2));
+    T_TRUE(k2 != NULL && k2 != k1 && !atp_key_equal_public(k1, k2));
+    atp_key_destroy(k2);
+    T_OK(pds_db_account_set_status(db, "did:plc:kkk", PDS_ST_DEACTIVATED));
+    T_OK(pds_acct_cache_get(c, "did:plc:kkk", &st, &k2));
+    T_EQ(st, PDS_ST_DEACTIVATED);
+    atp_key_destroy(k2);
+    T_OK(pds_db_txn(db, takedown_in_txn, NULL, &err));
+    T_OK(pds_acct_cache_get(c, "did:plc:kkk", &st, &k2));
+    T_EQ(st, PDS_ST_TAKENDOWN);
+    atp_key_destroy(k2);
+    T_OK(pds_db_account_set_status(db, "did:plc:kkk", PDS_ST_DELETED));
+    T_EQ(pds_acct_cache_get(c, "did:plc:kkk", &st, &k2), ATP_ENOTFOUND);
+    pds_acct_cache_destroy(c);
+    atp_key_destroy(k1); /* outlived the cache: its own reference */
+    pds_db_close(db);
+}
+
 static void test_db_pool(void)
 {
     char dir[] = "/tmp/test_pds_pool.XXXXXX", path[64];
@@ -381,5 +441,6 @@ int main(void)
     T_RUN(test_handle_rules);
     T_RUN(test_db);
     T_RUN(test_db_pool);
+    T_RUN(test_acct_cache);
     return t_done();
 }
