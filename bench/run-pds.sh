@@ -29,7 +29,8 @@
 # the same as the shared one.
 #
 # Environment: BUILD_DIR (default <repo>/build-bench, configured Release), SHARED_DIR (<repo>/../
-# shared), BENCH_PORT (40008), BENCH_SECONDS per phase (5), BENCH_ACCOUNTS (16), BENCH_CONC
+# shared), BENCH_PORT (28008: below the ephemeral port range, so no outbound connection of
+# the run can hold it), BENCH_SECONDS per phase (5), BENCH_ACCOUNTS (16), BENCH_CONC
 # (1,16,64), BENCH_READ_CONC (16), BENCH_PARTS ("pds firehose"), BENCH_SUBS (1,10,100),
 # BENCH_REPO_RECORDS (100000), BENCH_REF_REPO_RECORDS (10000: the reference builds only
 # 140-300 records/s by applyWrites here, so 100,000 would take 6-12 minutes; set 100000 for a
@@ -40,7 +41,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD_DIR:-$ROOT/build-bench}
 SHARED=${SHARED_DIR:-$ROOT/../shared}
-PORT=${BENCH_PORT:-40008}
+PORT=${BENCH_PORT:-28008}
 PLC_PORT=$((PORT + 1))
 SECS=${BENCH_SECONDS:-5}
 ACCOUNTS=${BENCH_ACCOUNTS:-16}

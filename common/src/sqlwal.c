@@ -33,6 +33,14 @@ int atp_sqlwal_checkpoint(sqlite3 *db, int *log_frames, int *done_frames, atp_er
 {
     int nlog = 0, ndone = 0;
     int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &ndone);
+    if (rc == SQLITE_OK && nlog < 0) {
+        /* a connection is not in WAL mode until it has read the file: the checkpoint did
+         * nothing. Reading the journal mode gets it there. */
+        if (sqlite3_exec(db, "PRAGMA journal_mode", NULL, NULL, NULL) != SQLITE_OK) {
+            return atp_err_set(err, ATP_EIO, 0, "checkpoint: %s", sqlite3_errmsg(db));
+        }
+        rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &ndone);
+    }
     if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
         return atp_err_set(err, ATP_EIO, 0, "checkpoint: %s", sqlite3_errmsg(db));
     }
@@ -53,13 +61,7 @@ int atp_sqlwal_checkpoint_file(const char *path, atp_err *err)
         rc = atp_err_set(err, ATP_EIO, 0, "open %s: %s", path, db ? sqlite3_errmsg(db) : "?");
     } else {
         sqlite3_busy_timeout(db, 1000);
-        /* a fresh connection is not in WAL mode until it has read the file: checkpointing
-         * then would do nothing */
-        if (sqlite3_exec(db, "PRAGMA journal_mode", NULL, NULL, NULL) != SQLITE_OK) {
-            rc = atp_err_set(err, ATP_EIO, 0, "read %s: %s", path, sqlite3_errmsg(db));
-        } else {
-            rc = atp_sqlwal_checkpoint(db, NULL, NULL, err);
-        }
+        rc = atp_sqlwal_checkpoint(db, NULL, NULL, err);
     }
     sqlite3_close(db);
     return rc;

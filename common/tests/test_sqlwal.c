@@ -53,6 +53,12 @@ static void test_watch_and_checkpoint(void)
     T_TRUE(frames > 1000);
     long grown = wal_size();
     int nlog = 0, ndone = 0;
+    /* a fresh connection that never read the file checkpoints as well */
+    sqlite3 *fresh = NULL;
+    T_EQ(sqlite3_open_v2(g_path, &fresh, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    T_OK(atp_sqlwal_checkpoint(fresh, &nlog, &ndone, NULL));
+    T_EQ((unsigned)nlog, frames);
+    sqlite3_close(fresh);
     sqlite3 *ck = open_db();
     T_OK(atp_sqlwal_checkpoint(ck, &nlog, &ndone, NULL));
     T_EQ((unsigned)nlog, frames);

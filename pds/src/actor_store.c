@@ -17,10 +17,11 @@
 #include "atp/blockstore_sqlite.h"
 #include "atp/car.h"
 #include "atp/log.h"
-#include "atp/sqlwal.h"
 #include "atp/sha256.h"
+#include "atp/sqlwal.h"
 #include "atp/syntax.h"
 #include "atp/tid.h"
+#include "bgthread.h"
 #include "clock.h"
 #include "pending.h"
 #include "sqlx.h"
@@ -28,6 +29,10 @@
 #define FLUSH_WAIT_MS   10000 /* longest wait for a commit's event to be sequenced */
 #define CKPT_FRAMES     1000  /* the flusher checkpoints an account's WAL past this */
 #define CKPT_LIMIT      20000 /* past this a flush checkpoints itself (the flusher fell behind) */
+/* How often the flusher fsyncs an account's WAL. Not on every round: each fsync is a device
+ * flush, which the sequencer's own fsync (the one every write waits for) would queue behind.
+ * Only the redo after a crash gets longer (it starts at the oldest unsynced commit). */
+#define SYNC_EVERY_MS 1000
 
 /* flush_locked's flags */
 enum {
@@ -47,6 +52,7 @@ typedef struct pds_actor {
     /* seqs of commits written with a NORMAL commit whose WAL is not fsynced yet, and of those
      * whose fsync is under way: the flush watermark must not pass them */
     int64_t unsynced_min, syncing_min;
+    int64_t synced_at; /* monotonic ms of the last fsync of its WAL (the flusher's) */
     pthread_mutex_t lock;
     unsigned refs; /* guarded by the store's lock */
     uint64_t used;
@@ -481,17 +487,28 @@ static pds_actor **take_dirty(pds_actor_store *s, size_t *n)
     return v;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* One account's share of a round: its sequenced commits written (NORMAL commit, under its
- * lock), then its WAL fsynced and, when large, checkpointed from a connection of our own,
- * both without its lock, so its writers never wait for the disk. Returns whether it still
- * needs the flusher (commits not sequenced yet, or a failure). */
+ * lock), then (at most every SYNC_EVERY_MS) its WAL fsynced and, when large, checkpointed
+ * from a connection of our own, both without its lock, so its writers never wait for the disk.
+ * Returns whether it still needs the flusher (commits not sequenced yet, or a failure). */
 static bool flush_one(pds_actor_store *s, pds_actor *act)
 {
     pthread_mutex_lock(&act->lock);
     (void)flush_locked(s, act, 0, NULL);
-    int64_t syncing = act->unsynced_min;
-    act->syncing_min = syncing;
-    act->unsynced_min = INT64_MAX;
+    int64_t now = mono_ms(), syncing = INT64_MAX;
+    if (now - act->synced_at >= SYNC_EVERY_MS) {
+        syncing = act->unsynced_min;
+        act->syncing_min = syncing;
+        act->unsynced_min = INT64_MAX;
+        act->synced_at = now;
+    }
     bool ckpt = atp_sqlwal_frames(&act->wal) >= CKPT_FRAMES;
     pthread_mutex_unlock(&act->lock);
     atp_err err;
@@ -530,6 +547,7 @@ static void flush_round(pds_actor_store *s)
 static void *flusher_main(void *arg)
 {
     pds_actor_store *s = arg;
+    pds_thread_background();
     pthread_mutex_lock(&s->lock);
     while (!s->stop) {
         struct timespec until = pds_deadline_ms(s->flush_ms);
@@ -899,9 +917,10 @@ static int record_cid_used(pds_actor *act, const atp_cid *cid, bool *used, atp_e
  * old commit and MST nodes for certain, and each maybe-orphaned record block that no path of
  * the index maps to any more (identical records share one block). Runs after the index writes,
  * inside the commit's transaction, so blocks and index never disagree on disk. */
-static int gc_blocks(pds_actor *act, const atp_repo_commit *c, atp_arena *a, atp_err *err)
+static int gc_blocks(pds_actor *act, const atp_repo_commit *c, const atp_cid *removed,
+                     size_t n_removed, atp_arena *a, atp_err *err)
 {
-    int rc = atp_blockstore_remove_batch(act->bs, c->removed, c->n_removed, err);
+    int rc = atp_blockstore_remove_batch(act->bs, removed, n_removed, err);
     if (rc != 0 || c->n_removed_records_maybe == 0) {
         return rc;
     }
@@ -917,19 +936,53 @@ static int gc_blocks(pds_actor *act, const atp_repo_commit *c, atp_arena *a, atp
     return rc ? rc : atp_blockstore_remove_batch(act->bs, gone, n, err);
 }
 
+/* A commit's blocks and certain garbage as a transaction must write them: all of them alone;
+ * within a flush (net non-NULL, the commit is entry `idx`) less what another entry of it undoes. */
+typedef struct commit_io {
+    atp_block *blocks;
+    size_t n_blocks;
+    atp_cid *removed;
+    size_t n_removed;
+} commit_io;
+
+static commit_io commit_io_of(const atp_repo_commit *c, const pds_pending_net *net, size_t idx,
+                              atp_arena *a)
+{
+    commit_io io = {c->blocks, c->n_blocks, c->removed, c->n_removed};
+    if (!net) {
+        return io;
+    }
+    io.blocks = atp_arena_calloc(a, c->n_blocks + 1, sizeof *io.blocks);
+    io.removed = atp_arena_calloc(a, c->n_removed + 1, sizeof *io.removed);
+    io.n_blocks = io.n_removed = 0;
+    for (size_t i = 0; i < c->n_blocks; i++) {
+        if (pds_pending_net_put(net, idx, &c->blocks[i].cid)) {
+            io.blocks[io.n_blocks++] = c->blocks[i];
+        }
+    }
+    for (size_t i = 0; i < c->n_removed; i++) {
+        if (pds_pending_net_del(net, idx, &c->removed[i])) {
+            io.removed[io.n_removed++] = c->removed[i];
+        }
+    }
+    return io;
+}
+
 /* One commit's blocks, index changes and garbage, inside the caller's transaction on the file.
  * Blocks go in before anything is removed, so the file never misses a block it needs. */
 static int persist_commit(pds_actor *act, const pds_index_op *ops, size_t n,
-                          const atp_repo_commit *c, atp_arena *a, atp_err *err)
+                          const atp_repo_commit *c, const pds_pending_net *net, size_t idx,
+                          atp_arena *a, atp_err *err)
 {
-    int rc = atp_blockstore_put_batch(act->bs, c->blocks, c->n_blocks, atp_slice_str(c->rev), err);
+    commit_io io = commit_io_of(c, net, idx, a);
+    int rc = atp_blockstore_put_batch(act->bs, io.blocks, io.n_blocks, atp_slice_str(c->rev), err);
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = index_apply(act, &ops[i], c->rev, err);
         if (rc != 0 && err) {
             err->off = i;
         }
     }
-    return rc ? rc : gc_blocks(act, c, a, err);
+    return rc ? rc : gc_blocks(act, c, io.removed, io.n_removed, a, err);
 }
 
 /* A commit written straight into the file in a transaction of its own (a new repo, a redo):
@@ -942,7 +995,7 @@ static int persist(pds_actor_store *s, pds_actor *act, const pds_index_op *ops, 
     if (rc != 0) {
         return rc;
     }
-    rc = persist_commit(act, ops, n, c, a, err);
+    rc = persist_commit(act, ops, n, c, NULL, 0, a, err);
     rc = rc ? rc : root_update(act, c, err);
     if (rc == 0 && hook && s->hook) {
         rc = s->hook(s->hook_ctx, act->db, atp_slice_str(act->did), c, &staged, err);
@@ -964,14 +1017,16 @@ static int persist(pds_actor_store *s, pds_actor *act, const pds_index_op *ops, 
  * stay pending. */
 static int flush_entries(pds_actor_store *s, pds_actor *act, size_t k, bool durable, atp_err *err)
 {
-    atp_arena *a = atp_arena_create(0);
+    atp_arena *a = atp_arena_create(0), *scratch = atp_arena_create(0);
     const pds_pending_commit *last = NULL;
+    const pds_pending_net *net = pds_pending_net_make(&act->pend, k, a);
     int rc = durable ? 0 : db_run(act, "PRAGMA synchronous=NORMAL", err);
     rc = rc ? rc : db_run(act, "BEGIN IMMEDIATE", err);
-    for (pds_pending_commit *e = act->pend.head; e && k > 0 && rc == 0; e = e->next, k--) {
-        rc = persist_commit(act, e->ops, e->n_ops, &e->c, a, err);
+    size_t idx = 0;
+    for (pds_pending_commit *e = act->pend.head; e && idx < k && rc == 0; e = e->next, idx++) {
+        rc = persist_commit(act, e->ops, e->n_ops, &e->c, net, idx, scratch, err);
         last = e;
-        atp_arena_reset(a);
+        atp_arena_reset(scratch);
     }
     rc = rc ? rc : root_update(act, &last->c, err);
     rc = rc ? rc : db_run(act, "COMMIT", err);
@@ -981,6 +1036,7 @@ static int flush_entries(pds_actor_store *s, pds_actor *act, size_t k, bool dura
     if (!durable) {
         (void)db_run(act, "PRAGMA synchronous=FULL", NULL); /* every other commit stays FULL */
     }
+    atp_arena_destroy(scratch);
     atp_arena_destroy(a);
     atomic_fetch_add(&s->n_txns, 1);
     return rc;

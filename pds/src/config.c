@@ -16,6 +16,7 @@ typedef enum {
     O_BLOBAGE, O_BLOBGC,
     O_IMPORTLIM,
     O_CRAWLINT,
+    O_FLUSHMS,
 } opt_id;
 
 /* Flags and variables (atp_daemon_opt: id, flag or NULL for environment only, variable). */
@@ -52,6 +53,7 @@ static const atp_daemon_opt opts[] = {
     {O_BLOBGC, NULL, "PDS_BLOB_GC_INTERVAL"},
     {O_IMPORTLIM, NULL, "PDS_MAX_REPO_IMPORT_SIZE"},
     {O_CRAWLINT, NULL, "PDS_CRAWLERS_INTERVAL"},
+    {O_FLUSHMS, NULL, "PDS_ACTOR_FLUSH_MS"},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -140,7 +142,10 @@ static int set_url(const char *name, const char *v, char *dst, size_t cap, atp_e
 static int set_number(pds_config *c, opt_id id, const char *name, const char *v, atp_err *err)
 {
     unsigned long long n = 0;
-    unsigned long long max = id == O_PORT ? 65535 : id == O_WORKERS ? 64 : 1ULL << 40;
+    unsigned long long max = id == O_PORT      ? 65535
+                             : id == O_WORKERS ? 64
+                             : id == O_FLUSHMS ? 60000
+                                               : 1ULL << 40;
     if (parse_uint(name, v, max, &n, err) < 0) {
         return ATP_EINVAL;
     }
@@ -160,6 +165,7 @@ static int set_number(pds_config *c, opt_id id, const char *name, const char *v,
     case O_BACKFILL: c->repo_backfill_limit_ms = (int64_t)n; break;
     case O_IMPORTLIM: c->max_import_size = (size_t)n; break;
     case O_CRAWLINT: c->crawl_interval = (int64_t)n; break;
+    case O_FLUSHMS: c->actor_flush_ms = (unsigned)n; break;
     default: c->workers = (unsigned)n; break;
     }
     return 0;
@@ -226,7 +232,11 @@ static void set_defaults(pds_config *c)
     c->repo_backfill_limit_ms = 72LL * 3600 * 1000;
     c->log_level = ATP_LOG_INFO;
     c->log_enabled = true;
-    c->workers = 16; /* handlers mostly wait on fsync: more writers share each one */
+    /* Repo writes wait for no disk I/O on a worker (their answer comes from the sequencer),
+     * but sessions (scrypt), account creation (PLC), imports and blobs do: 8 keep a few slow
+     * calls from holding up the writes, without 16 threads fighting over 2 cores. */
+    c->workers = 8;
+    c->actor_flush_ms = 50;
     /* The reference's JSON body limit (xrpc-server) is 100 kB for most methods; applyWrites
      * with 200 writes needs more, so 1 MiB as its repo write limit. */
     c->max_json_body = 1024 * 1024;

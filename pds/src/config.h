@@ -35,7 +35,9 @@
  *   --log-level L     LOG_LEVEL              debug, info, warn, error, off (default info)
  *                     LOG_ENABLED            false: only errors are logged (the reference's name)
  *                     LOG_DESTINATION        log file (default stderr)
- *   --workers N       PDS_WORKERS            worker threads (default 16)
+ *   --workers N       PDS_WORKERS            worker threads (default 8)
+ *                     PDS_ACTOR_FLUSH_MS     how often account files take their sequenced
+ *                                            commits, in ms (default 50; ours, actor_store.h)
  */
 #ifndef PDS_CONFIG_H
 #define PDS_CONFIG_H
@@ -74,6 +76,7 @@ typedef struct pds_config {
     bool log_enabled;
     char log_dest[1024];
     unsigned workers;
+    unsigned actor_flush_ms;      /* PDS_ACTOR_FLUSH_MS (actor_store.h) */
     size_t max_json_body;         /* JSON bodies (413 past it) */
     unsigned shutdown_timeout_ms; /* SIGTERM drain */
     size_t max_import_size;       /* PDS_MAX_REPO_IMPORT_SIZE: importRepo CAR bytes (413) */

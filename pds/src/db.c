@@ -4,6 +4,7 @@
  * prepared, so a hot read costs a bind and a step, not a parse. */
 #include "db.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -11,19 +12,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "atp/buf.h"
 #include "atp/log.h"
 #include "atp/sqlwal.h"
+#include "bgthread.h"
 #include "clock.h"
 #include "sqlx.h"
 
 #define DB_READERS    4  /* reads take microseconds: a few connections serve many workers */
-#define DB_STMT_CACHE 24 /* every SQL literal this file runs on one connection fits */
+#define DB_STMT_CACHE 32 /* every SQL literal this file runs on one connection fits */
 #define DB_BUSY_MS    10000
-#define CKPT_FRAMES   1000  /* the checkpointer's threshold (SQLite's own default) */
+#define CKPT_FRAMES   4000 /* the checkpointer's threshold (about 16 MB of WAL) */
 #define CKPT_LIMIT    20000 /* past this, a commit checkpoints itself (the thread fell behind) */
 #define CKPT_EVERY_MS 50
+#define CKPT_TAIL     32 /* frames the last round, with the writer held, may still copy */
 
 /* A prepared statement, keyed by the address of the SQL string literal it came from. */
 typedef struct stmt_slot {
@@ -49,6 +53,7 @@ struct pds_db {
     /* checkpoints off the writer's commits (atp/sqlwal.h): a thread on a connection of its own */
     atp_sqlwal wal;
     sqlite3 *ckpt;
+    char *path;
     pthread_t ckpt_thr;
     pthread_mutex_t ckpt_mu;
     pthread_cond_t ckpt_cv;
@@ -271,11 +276,44 @@ static int readers_open(pds_db *db, const char *path, atp_err *err)
 
 /* ---- checkpoints, off the writer's commits ---- */
 
-/* Every CKPT_EVERY_MS, a PASSIVE checkpoint once the WAL passed CKPT_FRAMES: the sequencer's
- * commits then never copy pages into the database file themselves. */
+/* Copies the whole WAL into the database file, so that the writer's next transaction starts
+ * the WAL over. A checkpoint beside a writer that commits every millisecond never catches up
+ * on its own (new frames arrive while it copies, and the WAL only restarts once everything is
+ * copied), so: PASSIVE rounds without the writer until little is left, then one last round
+ * with the writer held, short since it copies only that little. */
+static void checkpoint_all(pds_db *db)
+{
+    atp_err err;
+    int nlog = 0, ndone = 0;
+    for (int round = 0; round < 5; round++) {
+        if (atp_sqlwal_checkpoint(db->ckpt, &nlog, &ndone, &err) < 0) {
+            atp_logf(ATP_LOG_WARN, "db", "%s", err.msg);
+            return;
+        }
+        if (nlog - ndone <= CKPT_TAIL) {
+            break;
+        }
+    }
+    /* a checkpoint that did not reach the end of the WAL left the pages it copied unsynced:
+     * synced here, the last round's own fsync has only its few pages to write */
+    int fd = open(db->path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fdatasync(fd);
+        close(fd);
+    }
+    pthread_mutex_lock(&db->w.mu);
+    if (atp_sqlwal_checkpoint(db->ckpt, NULL, NULL, &err) < 0) {
+        atp_logf(ATP_LOG_WARN, "db", "%s", err.msg);
+    }
+    pthread_mutex_unlock(&db->w.mu);
+}
+
+/* Every CKPT_EVERY_MS, a checkpoint once the WAL passed CKPT_FRAMES: the sequencer's commits
+ * then never copy pages into the database file themselves. */
 static void *checkpointer_main(void *arg)
 {
     pds_db *db = arg;
+    pds_thread_background();
     pthread_mutex_lock(&db->ckpt_mu);
     while (!db->ckpt_stop) {
         struct timespec until = pds_deadline_ms(CKPT_EVERY_MS);
@@ -284,10 +322,7 @@ static void *checkpointer_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&db->ckpt_mu);
-        atp_err err;
-        if (atp_sqlwal_checkpoint(db->ckpt, NULL, NULL, &err) < 0) {
-            atp_logf(ATP_LOG_WARN, "db", "%s", err.msg);
-        }
+        checkpoint_all(db);
         pthread_mutex_lock(&db->ckpt_mu);
     }
     pthread_mutex_unlock(&db->ckpt_mu);
@@ -296,6 +331,7 @@ static void *checkpointer_main(void *arg)
 
 static int checkpointer_start(pds_db *db, const char *path, atp_err *err)
 {
+    db->path = atp_xstrndup(path, strlen(path));
     if (sqlite3_open_v2(path, &db->ckpt, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
         return atp_err_set(err, ATP_EIO, 0, "open %.80s (checkpoints): %.60s", path,
                            db->ckpt ? sqlite3_errmsg(db->ckpt) : "?");
@@ -318,6 +354,8 @@ static void checkpointer_stop(pds_db *db)
     }
     sqlite3_close(db->ckpt);
     db->ckpt = NULL;
+    free(db->path);
+    db->path = NULL;
 }
 
 int pds_db_open(const char *path, pds_db **out, atp_err *err)
@@ -394,19 +432,29 @@ uint64_t pds_db_account_generation(pds_db *db)
     return atomic_load_explicit(&db->acct_gen, memory_order_acquire);
 }
 
+/* Runs a cached statement without results on the writer (mu held): the transaction control
+ * of every pds_db_txn, which sqlite3_exec would parse again each time (the sequencer runs
+ * one transaction per group of writes). */
+static int writer_step(pds_db *db, const char *sql, atp_err *err)
+{
+    sqlite3_stmt *st = stmt_get(&db->w, sql, 0, NULL);
+    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    stmt_put(&db->w, st);
+    return rc == SQLITE_DONE ? 0 : pds_sqlx_fail(db->w.c, err, sql);
+}
+
 int pds_db_txn(pds_db *db, pds_db_fn fn, void *ctx, atp_err *err)
 {
-    sqlite3 *c = db->w.c;
     int rc;
     pthread_mutex_lock(&db->w.mu);
-    rc = pds_sqlx_exec(c, "BEGIN IMMEDIATE", err);
+    rc = writer_step(db, "BEGIN IMMEDIATE", err);
     if (rc == 0) {
-        rc = fn(ctx, c, err);
+        rc = fn(ctx, db->w.c, err);
         if (rc == 0) {
-            rc = pds_sqlx_exec(c, "COMMIT", err);
+            rc = writer_step(db, "COMMIT", err);
         }
-        if (rc != 0) {
-            sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+        if (rc != 0 && !sqlite3_get_autocommit(db->w.c)) {
+            (void)writer_step(db, "ROLLBACK", NULL);
         }
     }
     writer_unlock(db);

@@ -142,6 +142,7 @@ static int open_actors(const pds_config *cfg, pds_ctx *ctx)
     o.hook = pds_seq_commit_hook;
     o.done = pds_seq_commit_done;
     o.hook_ctx = ctx;
+    o.flush_ms = cfg->actor_flush_ms;
     pds_mailer_log_init(&g_mailer);
     ctx->mailer = &g_mailer;
     if (pds_actor_store_open(&o, &ctx->actors, &err) < 0 ||

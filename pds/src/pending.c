@@ -4,28 +4,83 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the block store view ---- */
-
 static pds_pending *of(atp_blockstore *bs)
 {
     return (pds_pending *)bs; /* view is the first member */
 }
 
-/* The newest entry's copy of `cid`, if any. Entries are few (a flush interval's commits), so a
- * scan is cheaper than keeping an index; the write path only comes here when a node's bytes
- * were dropped after its commit was accepted. */
-static const atp_block *find(const pds_pending *p, const atp_cid *cid)
+/* ---- the block index ---- */
+
+static size_t slot_of(const atp_cid *cid, size_t mask)
 {
-    const atp_block *hit = NULL;
-    for (const pds_pending_commit *e = p->head; e; e = e->next) {
-        for (size_t i = 0; i < e->c.n_blocks; i++) {
-            if (atp_cid_eq(&e->c.blocks[i].cid, cid)) {
-                hit = &e->c.blocks[i];
+    uint64_t h = 0;
+    size_t n = cid->len < 8 ? cid->len : 8; /* a digest's tail: uniform */
+    memcpy(&h, cid->bytes + cid->len - n, n);
+    return (size_t)(h ^ (h >> 29)) & mask;
+}
+
+/* Puts b in the index (a newer copy of a CID replaces the older). The table is kept at most
+ * half full. */
+static void index_put(pds_pending *p, const atp_block *b)
+{
+    if (2 * (p->index_used + 1) > p->index_cap) {
+        size_t cap = p->index_cap ? p->index_cap * 2 : 64;
+        const atp_block **old = p->index;
+        size_t old_cap = p->index_cap;
+        p->index = atp_xcalloc(cap, sizeof *p->index);
+        p->index_cap = cap;
+        p->index_used = 0;
+        for (size_t i = 0; i < old_cap; i++) {
+            if (old[i]) {
+                index_put(p, old[i]);
             }
         }
+        free(old);
     }
-    return hit;
+    size_t mask = p->index_cap - 1;
+    for (size_t i = slot_of(&b->cid, mask);; i = (i + 1) & mask) {
+        if (!p->index[i]) {
+            p->index[i] = b;
+            p->index_used++;
+            return;
+        }
+        if (atp_cid_eq(&p->index[i]->cid, &b->cid)) {
+            p->index[i] = b;
+            return;
+        }
+    }
 }
+
+/* Rebuilt from the entries left (oldest first, so the newest copy wins). */
+static void index_rebuild(pds_pending *p)
+{
+    if (p->index) {
+        memset(p->index, 0, p->index_cap * sizeof *p->index);
+    }
+    p->index_used = 0;
+    for (const pds_pending_commit *e = p->head; e; e = e->next) {
+        for (size_t i = 0; i < e->c.n_blocks; i++) {
+            index_put(p, &e->c.blocks[i]);
+        }
+    }
+}
+
+/* The newest entry's copy of `cid`, if any. */
+static const atp_block *find(const pds_pending *p, const atp_cid *cid)
+{
+    if (p->index_used == 0) {
+        return NULL;
+    }
+    size_t mask = p->index_cap - 1;
+    for (size_t i = slot_of(cid, mask); p->index[i]; i = (i + 1) & mask) {
+        if (atp_cid_eq(&p->index[i]->cid, cid)) {
+            return p->index[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- the block store view ---- */
 
 static int view_get(atp_blockstore *bs, const atp_cid *cid, atp_arena *a, atp_slice *out,
                     atp_err *err)
@@ -98,6 +153,9 @@ static void entry_free(pds_pending_commit *e)
 void pds_pending_release(pds_pending *p)
 {
     pds_pending_drop(p, p->n);
+    free(p->index);
+    p->index = NULL;
+    p->index_cap = p->index_used = 0;
 }
 
 atp_blockstore *pds_pending_store(pds_pending *p)
@@ -145,6 +203,9 @@ pds_pending_commit *pds_pending_add(pds_pending *p, const atp_repo_commit *c,
     *p->tail = e;
     p->tail = &e->next;
     p->n++;
+    for (size_t i = 0; i < e->c.n_blocks; i++) {
+        index_put(p, &e->c.blocks[i]);
+    }
     return e;
 }
 
@@ -171,6 +232,7 @@ void pds_pending_drop(pds_pending *p, size_t k)
     if (!p->head) {
         p->tail = &p->head;
     }
+    index_rebuild(p);
 }
 
 int64_t pds_pending_min_seq(const pds_pending *p)
@@ -183,4 +245,70 @@ int64_t pds_pending_min_seq(const pds_pending *p)
         }
     }
     return min;
+}
+
+/* ---- net effect of a flush ---- */
+
+typedef struct net_slot {
+    const atp_cid *cid;
+    size_t first_add; /* SIZE_MAX: none */
+    size_t last_rm;   /* SIZE_MAX: none */
+} net_slot;
+
+struct pds_pending_net {
+    net_slot *v;
+    size_t mask;
+};
+
+static net_slot *net_find(const pds_pending_net *n, const atp_cid *cid, bool add)
+{
+    for (size_t i = slot_of(cid, n->mask);; i = (i + 1) & n->mask) {
+        if (!n->v[i].cid) {
+            if (!add) {
+                return NULL;
+            }
+            n->v[i] = (net_slot){cid, SIZE_MAX, SIZE_MAX};
+            return &n->v[i];
+        }
+        if (atp_cid_eq(n->v[i].cid, cid)) {
+            return &n->v[i];
+        }
+    }
+}
+
+pds_pending_net *pds_pending_net_make(const pds_pending *p, size_t k, atp_arena *a)
+{
+    size_t total = 0, i = 0, cap = 16;
+    for (const pds_pending_commit *e = p->head; e && i < k; e = e->next, i++) {
+        total += e->c.n_blocks + e->c.n_removed;
+    }
+    while (cap < 2 * total + 2) {
+        cap *= 2;
+    }
+    pds_pending_net *n = atp_arena_calloc(a, 1, sizeof *n);
+    n->v = atp_arena_calloc(a, cap, sizeof *n->v);
+    n->mask = cap - 1;
+    i = 0;
+    for (const pds_pending_commit *e = p->head; e && i < k; e = e->next, i++) {
+        for (size_t b = 0; b < e->c.n_blocks; b++) {
+            net_slot *s = net_find(n, &e->c.blocks[b].cid, true);
+            s->first_add = s->first_add == SIZE_MAX ? i : s->first_add;
+        }
+        for (size_t r = 0; r < e->c.n_removed; r++) {
+            net_find(n, &e->c.removed[r], true)->last_rm = i;
+        }
+    }
+    return n;
+}
+
+bool pds_pending_net_put(const pds_pending_net *n, size_t i, const atp_cid *cid)
+{
+    const net_slot *s = net_find(n, cid, false);
+    return !s || s->last_rm == SIZE_MAX || s->last_rm < i;
+}
+
+bool pds_pending_net_del(const pds_pending_net *n, size_t i, const atp_cid *cid)
+{
+    const net_slot *s = net_find(n, cid, false);
+    return !s || s->first_add == SIZE_MAX || s->first_add > i;
 }

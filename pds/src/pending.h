@@ -11,7 +11,8 @@
  *
  * The store view (pds_pending_store) is the account's block store as the repo handle must see
  * it: these commits' blocks first, then the file's. MST nodes made by an unflushed commit are
- * fetched from here when a later commit needs their bytes (proofs, diffs).
+ * fetched from here whenever a later commit needs their bytes (proofs, diffs): the repo handle
+ * drops a node's bytes once its commit is accepted.
  *
  * Not thread-safe: the account's lock guards a list, except `seq`, which the sequencer thread
  * stores (atomic) and readers load.
@@ -20,6 +21,7 @@
 #define PDS_PENDING_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +54,10 @@ typedef struct pds_pending {
     atp_blockstore *file;
     pds_pending_commit *head, **tail;
     size_t n;
+    /* the entries' blocks by CID (open addressing; the newest copy wins): a later commit asks
+     * for an earlier one's MST nodes on every write (proofs, diffs) */
+    const atp_block **index;
+    size_t index_cap, index_used;
 } pds_pending;
 
 /* Starts an empty list over `file` (borrowed: the account's SQLite store). */
@@ -73,6 +79,17 @@ size_t pds_pending_ready(const pds_pending *p);
 
 /* Frees the first k entries (written to the file). */
 void pds_pending_drop(pds_pending *p, size_t k);
+
+/* What a flush of the first k entries (in one transaction) may leave out: a block an entry
+ * adds and a later one of the k removes never needs to reach the file (most MST nodes and
+ * every commit block but the last), and neither does the removal. Built over the entries as
+ * they are (they must not change meanwhile); memory from `a`. */
+typedef struct pds_pending_net pds_pending_net;
+pds_pending_net *pds_pending_net_make(const pds_pending *p, size_t k, atp_arena *a);
+/* Whether entry i's block `cid` must be inserted (no later entry of the k removes it). */
+bool pds_pending_net_put(const pds_pending_net *n, size_t i, const atp_cid *cid);
+/* Whether entry i's removal of `cid` must delete it (no earlier entry of the k added it). */
+bool pds_pending_net_del(const pds_pending_net *n, size_t i, const atp_cid *cid);
 
 /* The smallest seq among the entries that have one; INT64_MAX if none has. */
 int64_t pds_pending_min_seq(const pds_pending *p);
