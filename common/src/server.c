@@ -7,6 +7,7 @@
  * WebSocket frames and streamed chunks go straight into the bufferevent's output; shared
  * firehose frames go in by reference (evbuffer_add_reference) so one encoding serves all.
  */
+#define _GNU_SOURCE /* SCHED_BATCH */
 #include "atp/server.h"
 
 #include <arpa/inet.h>
@@ -15,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -282,9 +284,24 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 
 static void handler_returned(atp_req *r);
 
+/* Workers run as SCHED_BATCH (Linux; no privilege needed): the scheduler then never lets a
+ * worker it wakes preempt the thread that woke it. That thread is nearly always the loop,
+ * which holds every connection: preempted, it stops reading requests and sending answers.
+ * Measured on the pds write benchmark (2 cores, c16, 4 A/B pairs): the loop was preempted
+ * about once per write before; writes/s +5 to +46 % in each pair, p99 lower in 3 of 4.
+ * Workers still get their fair share of the CPU. */
+static void worker_sched(void)
+{
+#ifdef SCHED_BATCH
+    struct sched_param sp = {0};
+    (void)sched_setscheduler(0, SCHED_BATCH, &sp); /* 0: the calling thread (Linux) */
+#endif
+}
+
 static void *worker_main(void *arg)
 {
     atp_server *s = arg;
+    worker_sched();
     for (;;) {
         atp_req *r;
         pthread_mutex_lock(&s->lock);
