@@ -1,6 +1,7 @@
 /* pds/tests/test_actor_store.c: the per-account store and its record write path (issue 5). */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1135,6 +1136,96 @@ static void test_concurrent_writers(void)
     pds_actor_store_destroy(s);
 }
 
+/* A sequencer that sequences every commit at once: the flusher may write it right away. */
+static _Atomic int64_t g_next_seq;
+
+static void instant_done(void *ctx, atp_slice did, void *staged, bool durable,
+                         _Atomic int64_t *seq_out)
+{
+    (void)ctx, (void)did;
+    if (durable && seq_out) {
+        atomic_store(seq_out, atomic_fetch_add(&g_next_seq, 1) + 1);
+    }
+    free(staged);
+}
+
+static atomic_int g_churn_done;
+
+typedef struct churn_arg {
+    pds_actor_store *s;
+    const char *did;
+    int id, n, failures;
+} churn_arg;
+
+/* Creates records at scattered keys (each write walks MST nodes a flush may have written out
+ * of memory long ago) and deletes every third one again. */
+static void *churn_thread(void *p)
+{
+    churn_arg *t = p;
+    atp_arena *a = atp_arena_create(0);
+    for (int i = 0; i < t->n; i++) {
+        atp_err e;
+        pds_apply_out out = {0};
+        const char *name;
+        char rk[32];
+        snprintf(rk, sizeof rk, "r%08x-%d", ((unsigned)i * 2654435761u), t->id);
+        pds_write w = wr(ATP_REPO_CREATE, ATP_SLICE_LIT("com.example.c"), rk, js(a, "{\"n\":1}"));
+        t->failures +=
+            write1(t->s, atp_slice_str(t->did), w, PDS_VALIDATE_UNSET, a, &out, &name, &e) != 0;
+        if (i % 3 == 2) {
+            snprintf(rk, sizeof rk, "r%08x-%d", ((unsigned)(i - 1) * 2654435761u), t->id);
+            w = wr(ATP_REPO_DELETE, ATP_SLICE_LIT("com.example.c"), rk, NULL);
+            t->failures +=
+                write1(t->s, atp_slice_str(t->did), w, PDS_VALIDATE_UNSET, a, &out, &name, &e) != 0;
+        }
+        atp_arena_reset(a);
+    }
+    atp_arena_destroy(a);
+    atomic_fetch_add(&g_churn_done, 1);
+    return NULL;
+}
+
+/* Flushes run beside the writers (the flusher every millisecond, reads flushing too): the file
+ * and memory agree at the end, before and after a reopen. */
+static void test_flush_beside_writers(void)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/beside/actors", g_root);
+    pds_actor_store_opts o = {
+        .dir = dir, .lex = g_lex, .hook = slot_hook, .done = instant_done, .flush_ms = 1};
+    pds_actor_store *s = NULL;
+    atp_err e;
+    pds_commit_info ci;
+    T_OKE(pds_actor_store_open(&o, &s, &e), &e);
+    const char *dids[2] = {"did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"};
+    T_OKE(pds_actor_store_create_repo(s, DID_A, g_key, &ci, &e), &e);
+    T_OKE(pds_actor_store_create_repo(s, DID_B, g_key, &ci, &e), &e);
+    enum { THREADS = 4, EACH = 150 };
+    pthread_t th[THREADS];
+    churn_arg args[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (churn_arg){s, dids[i % 2], i, EACH, 0};
+        pthread_create(&th[i], NULL, churn_thread, &args[i]);
+    }
+    int reads = 0;
+    for (; atomic_load(&g_churn_done) < THREADS; reads++) {
+        (void)has_record(s, DID_A, ATP_SLICE_LIT("com.example.c"), "r00000000-0");
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        T_EQ(args[i].failures, 0);
+    }
+    size_t want = (size_t)(THREADS / 2) * (EACH - EACH / 3);
+    printf("# %d reads beside the writers\n", reads);
+    check_export(s, DID_A, want);
+    check_export(s, DID_B, want);
+    pds_actor_store_destroy(s);
+    s = reopen(dir);
+    check_export(s, DID_A, want);
+    check_export(s, DID_B, want);
+    pds_actor_store_destroy(s);
+}
+
 /* Many writers on ONE account: every write lands as its own commit, the repo verifies, and the
  * commits share transactions (group commit). */
 static void test_group_commit(void)
@@ -1320,6 +1411,7 @@ int main(void)
     T_RUN(test_pending_commits);
     T_RUN(test_lru);
     T_RUN(test_concurrent_writers);
+    T_RUN(test_flush_beside_writers);
     T_RUN(test_group_commit);
     T_RUN(test_kill9_durability);
     T_RUN(test_write_latency);
