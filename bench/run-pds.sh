@@ -175,7 +175,7 @@ fi
 grep '^#' "$TMP/ours.txt" | sed 's/^# /# ours: /' || true
 grep '^#' "$TMP/ref.txt" | sed 's/^# /# ref: /' || true
 awk '
-  FNR == NR { if ($1 !~ /^#/) ref[$1] = $2; next }
+  FILENAME == ARGV[1] { if ($1 !~ /^#/) ref[$1] = $2; next }
   $1 ~ /^#/ { next }
   {
     line = sprintf("%s %s", $1, $2)

@@ -5,13 +5,17 @@
  * stored bytes as they are.
  *
  * Atomicity with the change an event describes:
- *   - repo commits (and #sync after an import) change an account's own file: the actor store's
- *     commit hook (pds_seq_commit_hook) writes the event into that file's seq_outbox in the
- *     same transaction and keeps a copy; once the COMMIT is durable (pds_seq_commit_done) the
- *     copy is queued in memory, and pds_seq_after_write moves everything queued into repo_seq
- *     (assigning seqs) in one transaction. The moved outbox rows are deleted in the background.
- *     After an unclean stop, pds_seq_open's recovery moves what is left in any outbox
- *     (idempotent: repo_seq has a unique (did, outbox_id)).
+ *   - repo commits are applied in memory and written into their account's file later
+ *     (pending.h): the commit hook (pds_seq_commit_hook) builds the event, pds_seq_commit_done
+ *     queues it, and the sequencer thread puts everything queued into repo_seq (assigning
+ *     seqs) in one transaction; that is what makes the write durable, and the write is
+ *     answered then (pds_seq_when_durable). The account files follow behind a flush watermark;
+ *     after an unclean stop, pds_seq_open redoes the commits past it from repo_seq.
+ *   - events written into an account's file in its own transaction (an import's #sync, a
+ *     store without a sequencer) go through that file's seq_outbox: queued the same way once
+ *     the COMMIT is durable, the moved rows deleted in the background, and what is left after
+ *     an unclean stop moved by the recovery (idempotent: repo_seq has a unique
+ *     (did, outbox_id)).
  *   - account status and identity changes live in the service database: the pds_seq_set_* and
  *     pds_seq_*_in calls write the change and its event in ONE service-db transaction.
  * Live subscribers get each event after its repo_seq transaction commits (never before it is
