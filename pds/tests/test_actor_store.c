@@ -1084,31 +1084,42 @@ typedef struct thr_arg {
     pds_actor_store *s;
     const char *did;
     int id, n, failures;
+    /* records at scattered keys (each write walks MST nodes a flush may have written out of
+     * memory long ago), every third deleted again; else keys in order, creates only */
+    bool churn;
 } thr_arg;
+
+static atomic_int g_writers_done;
+
+static int write_or_delete(thr_arg *t, atp_repo_action act, int i, atp_arena *a)
+{
+    atp_err e;
+    pds_apply_out out = {0};
+    const char *name;
+    char rk[32];
+    if (t->churn) {
+        snprintf(rk, sizeof rk, "r%08x-%d", (unsigned)i * 2654435761u, t->id);
+    } else {
+        snprintf(rk, sizeof rk, "t%d-%d", t->id, i);
+    }
+    const atp_cbor *rec = act == ATP_REPO_DELETE ? NULL : js(a, "{\"n\":1}");
+    pds_write w = wr(act, ATP_SLICE_LIT("com.example.c"), rk, rec);
+    return write1(t->s, atp_slice_str(t->did), w, PDS_VALIDATE_UNSET, a, &out, &name, &e);
+}
 
 static void *writer_thread(void *p)
 {
     thr_arg *t = p;
     atp_arena *a = atp_arena_create(0);
     for (int i = 0; i < t->n; i++) {
-        atp_err e;
-        pds_apply_out out = {0};
-        const char *name;
-        char rk[32];
-        snprintf(rk, sizeof rk, "t%d-%d", t->id, i);
-        pds_write w = wr(ATP_REPO_CREATE, ATP_SLICE_LIT("com.example.c"), rk, NULL);
-        atp_cbor *rec = NULL;
-        if (atp_json_decode(a, ATP_SLICE_LIT("{\"n\":1}"), ATP_JSON_DATA, NULL, &rec, &e) != 0) {
-            t->failures++;
-            continue;
-        }
-        w.record = rec;
-        if (write1(t->s, atp_slice_str(t->did), w, PDS_VALIDATE_UNSET, a, &out, &name, &e) != 0) {
-            t->failures++;
+        t->failures += write_or_delete(t, ATP_REPO_CREATE, i, a) != 0;
+        if (t->churn && i % 3 == 2) {
+            t->failures += write_or_delete(t, ATP_REPO_DELETE, i - 1, a) != 0;
         }
         atp_arena_reset(a);
     }
     atp_arena_destroy(a);
+    atomic_fetch_add(&g_writers_done, 1);
     return NULL;
 }
 
@@ -1124,7 +1135,7 @@ static void test_concurrent_writers(void)
     pthread_t th[4];
     thr_arg args[4];
     for (int i = 0; i < 4; i++) {
-        args[i] = (thr_arg){s, dids[i % 2], i, 20, 0};
+        args[i] = (thr_arg){s, dids[i % 2], i, 20, 0, false};
         pthread_create(&th[i], NULL, writer_thread, &args[i]);
     }
     for (int i = 0; i < 4; i++) {
@@ -1149,42 +1160,6 @@ static void instant_done(void *ctx, atp_slice did, void *staged, bool durable,
     free(staged);
 }
 
-static atomic_int g_churn_done;
-
-typedef struct churn_arg {
-    pds_actor_store *s;
-    const char *did;
-    int id, n, failures;
-} churn_arg;
-
-/* Creates records at scattered keys (each write walks MST nodes a flush may have written out
- * of memory long ago) and deletes every third one again. */
-static void *churn_thread(void *p)
-{
-    churn_arg *t = p;
-    atp_arena *a = atp_arena_create(0);
-    for (int i = 0; i < t->n; i++) {
-        atp_err e;
-        pds_apply_out out = {0};
-        const char *name;
-        char rk[32];
-        snprintf(rk, sizeof rk, "r%08x-%d", ((unsigned)i * 2654435761u), t->id);
-        pds_write w = wr(ATP_REPO_CREATE, ATP_SLICE_LIT("com.example.c"), rk, js(a, "{\"n\":1}"));
-        t->failures +=
-            write1(t->s, atp_slice_str(t->did), w, PDS_VALIDATE_UNSET, a, &out, &name, &e) != 0;
-        if (i % 3 == 2) {
-            snprintf(rk, sizeof rk, "r%08x-%d", ((unsigned)(i - 1) * 2654435761u), t->id);
-            w = wr(ATP_REPO_DELETE, ATP_SLICE_LIT("com.example.c"), rk, NULL);
-            t->failures +=
-                write1(t->s, atp_slice_str(t->did), w, PDS_VALIDATE_UNSET, a, &out, &name, &e) != 0;
-        }
-        atp_arena_reset(a);
-    }
-    atp_arena_destroy(a);
-    atomic_fetch_add(&g_churn_done, 1);
-    return NULL;
-}
-
 /* Flushes run beside the writers (the flusher every millisecond, reads flushing too): the file
  * and memory agree at the end, before and after a reopen. */
 static void test_flush_beside_writers(void)
@@ -1202,13 +1177,14 @@ static void test_flush_beside_writers(void)
     T_OKE(pds_actor_store_create_repo(s, DID_B, g_key, &ci, &e), &e);
     enum { THREADS = 4, EACH = 150 };
     pthread_t th[THREADS];
-    churn_arg args[THREADS];
+    thr_arg args[THREADS];
+    atomic_store(&g_writers_done, 0);
     for (int i = 0; i < THREADS; i++) {
-        args[i] = (churn_arg){s, dids[i % 2], i, EACH, 0};
-        pthread_create(&th[i], NULL, churn_thread, &args[i]);
+        args[i] = (thr_arg){s, dids[i % 2], i, EACH, 0, true};
+        pthread_create(&th[i], NULL, writer_thread, &args[i]);
     }
     int reads = 0;
-    for (; atomic_load(&g_churn_done) < THREADS; reads++) {
+    for (; atomic_load(&g_writers_done) < THREADS; reads++) {
         (void)has_record(s, DID_A, ATP_SLICE_LIT("com.example.c"), "r00000000-0");
     }
     for (int i = 0; i < THREADS; i++) {
@@ -1241,7 +1217,7 @@ static void test_group_commit(void)
     pthread_t th[THREADS];
     thr_arg args[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        args[i] = (thr_arg){s, "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", i, EACH, 0};
+        args[i] = (thr_arg){s, "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", i, EACH, 0, false};
         pthread_create(&th[i], NULL, writer_thread, &args[i]);
     }
     for (int i = 0; i < THREADS; i++) {
