@@ -1,13 +1,10 @@
 /* jwt.c: compact JWS (JWT) signing and strict verification for ES256K, ES256 and HS256. */
 #include "atp/jwt.h"
 
-#include <limits.h>
 #include <math.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "atp/multibase.h"
 #include "atp/sha256.h"
@@ -239,16 +236,37 @@ static int decode_segment(const jwt_parts *pt, int i, const atp_jwt_limits *l, c
 
 /* ---- signatures ---- */
 
+/* HMAC-SHA256 (RFC 2104) over the low-level SHA-256 (atp/sha256.h): OpenSSL 3's one-shot
+ * HMAC() fetches the algorithm from its provider on every call, which made it most of a
+ * token check's cost on the pds write path (about 2.5 % of the server's samples at c16). */
+enum { HMAC_BLOCK = 64 };
+
 static int hs256(atp_slice secret, atp_slice msg, uint8_t mac[HS256_LEN])
 {
-    unsigned int len = 0;
-    if (secret.len > INT_MAX) {
-        return ATP_EINVAL;
+    uint8_t k[HMAC_BLOCK] = {0}, pad[HMAC_BLOCK], inner[HS256_LEN];
+    if (secret.len > HMAC_BLOCK) {
+        atp_sha256(secret, k); /* a longer key is replaced by its hash */
+    } else if (secret.len > 0) {
+        memcpy(k, secret.ptr, secret.len);
     }
-    if (!HMAC(EVP_sha256(), secret.ptr, (int)secret.len, msg.ptr, msg.len, mac, &len) ||
-        len != HS256_LEN) {
-        return ATP_EINTERNAL;
+    atp_sha256_ctx c;
+    for (size_t i = 0; i < HMAC_BLOCK; i++) {
+        pad[i] = k[i] ^ 0x36;
     }
+    atp_sha256_init(&c);
+    atp_sha256_update(&c, atp_slice_make(pad, HMAC_BLOCK));
+    atp_sha256_update(&c, msg);
+    atp_sha256_final(&c, inner);
+    for (size_t i = 0; i < HMAC_BLOCK; i++) {
+        pad[i] = k[i] ^ 0x5c;
+    }
+    atp_sha256_init(&c);
+    atp_sha256_update(&c, atp_slice_make(pad, HMAC_BLOCK));
+    atp_sha256_update(&c, atp_slice_make(inner, HS256_LEN));
+    atp_sha256_final(&c, mac);
+    OPENSSL_cleanse(k, sizeof k);
+    OPENSSL_cleanse(pad, sizeof pad);
+    OPENSSL_cleanse(&c, sizeof c);
     return 0;
 }
 

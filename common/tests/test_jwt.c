@@ -187,6 +187,30 @@ static void test_hs256_vector(void)
     free(tok);
 }
 
+/* HS256 with secrets of every length around SHA-256's 64-byte block (a longer one is hashed
+ * first), checked against OpenSSL's HMAC (raw_token): ours must accept each token and refuse
+ * it under a secret one byte different. */
+static void test_hs256_key_lengths(void)
+{
+    static const size_t lens[] = {1, 31, 32, 33, 63, 64, 65, 100, 200};
+    uint8_t key[200];
+    for (size_t i = 0; i < sizeof key; i++) {
+        key[i] = (uint8_t)(i * 7 + 1);
+    }
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        atp_slice sk = atp_slice_make(key, lens[i]);
+        char *tok = raw_token("{\"alg\":\"HS256\"}", "{\"exp\":1900000060}", hs(sk));
+        atp_jwt_verify_opts o;
+        atp_err e;
+        opts_for(&o, hs(sk));
+        T_OKE(verify_str(tok, &o, &e), &e);
+        key[lens[i] - 1] ^= 1;
+        T_EQ(verify_str(tok, &o, &e), ATP_ETOKEN);
+        key[lens[i] - 1] ^= 1;
+        free(tok);
+    }
+}
+
 static void test_external_ec_vectors(void)
 {
     atp_jwt_verify_opts o;
@@ -611,6 +635,7 @@ int main(void)
     setup();
     T_RUN(test_roundtrips);
     T_RUN(test_hs256_vector);
+    T_RUN(test_hs256_key_lengths);
     T_RUN(test_external_ec_vectors);
     T_RUN(test_session_typ);
     T_RUN(test_alg_rules);
