@@ -40,14 +40,21 @@ static long wal_size(void)
     return stat(p, &st) == 0 ? (long)st.st_size : -1;
 }
 
-static void test_watch_and_checkpoint(void)
+/* A new database with table t, its writer watched (limit as atp_sqlwal_watch). */
+static sqlite3 *new_watched(atp_sqlwal *w, unsigned limit)
 {
-    atp_sqlwal w;
     unlink(g_path);
     sqlite3 *db = open_db();
     T_EQ(sqlite3_exec(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)", NULL, NULL, NULL),
          SQLITE_OK);
-    atp_sqlwal_watch(db, &w, 0);
+    atp_sqlwal_watch(db, w, limit);
+    return db;
+}
+
+static void test_watch_and_checkpoint(void)
+{
+    atp_sqlwal w;
+    sqlite3 *db = new_watched(&w, 0);
     insert_rows(db, 700); /* about 1,400 frames: SQLite alone would have checkpointed */
     unsigned frames = atp_sqlwal_frames(&w);
     T_TRUE(frames > 1000);
@@ -86,11 +93,7 @@ static void test_watch_and_checkpoint(void)
 static void test_limit(void)
 {
     atp_sqlwal w;
-    unlink(g_path);
-    sqlite3 *db = open_db();
-    T_EQ(sqlite3_exec(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)", NULL, NULL, NULL),
-         SQLITE_OK);
-    atp_sqlwal_watch(db, &w, 100);
+    sqlite3 *db = new_watched(&w, 100);
     unsigned most = 0;
     for (int i = 0; i < 300; i++) {
         insert_rows(db, 1);

@@ -146,13 +146,18 @@ int pds_plc_create_did(pds_ctx *ctx, const char *handle, const atp_key *signing,
     return 0;
 }
 
-int pds_account_signing_key(pds_ctx *ctx, const char *did, atp_key **out)
+int pds_account_key_read(pds_db *db, const char *did, atp_key **out)
 {
     char hex[65];
-    int rc = pds_db_account_get_key(ctx->db, did, hex);
+    int rc = pds_db_account_get_key(db, did, hex);
     if (rc < 0) {
         return rc;
     }
     rc = atp_key_import_private_hex(ATP_CURVE_K256, atp_slice_make(hex, 64), out, NULL);
     return rc < 0 ? ATP_ENOTFOUND : 0;
+}
+
+int pds_account_signing_key(pds_ctx *ctx, const char *did, atp_key **out)
+{
+    return pds_account_key_read(ctx->db, did, out);
 }

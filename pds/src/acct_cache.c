@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pds.h"
+
 typedef struct slot {
     bool used;
     uint64_t gen;
@@ -62,16 +64,13 @@ static size_t did_hash(const char *did)
 static int load(pds_db *db, const char *did, pds_status *status, atp_key **key)
 {
     pds_account a;
-    char hex[65];
     int rc = pds_db_account_get(db, did, &a);
     if (rc != 0) {
         return rc;
     }
     *status = a.status;
-    *key = NULL;
-    if (pds_db_account_get_key(db, did, hex) == 0 &&
-        atp_key_import_private_hex(ATP_CURVE_K256, atp_slice_make(hex, 64), key, NULL) != 0) {
-        *key = NULL;
+    if (pds_account_key_read(db, did, key) != 0) {
+        *key = NULL; /* the write path answers 500 */
     }
     return 0;
 }

@@ -4,7 +4,6 @@
 #include "actor_store_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "atp/blockstore_sqlite.h"
 #include "atp/car.h"
@@ -466,32 +464,26 @@ int pds_actor_store_forget(pds_actor_store *s, atp_slice did)
 
 /* ---- the flusher ---- */
 
-/* The dirty handles, referenced, their flags cleared (store lock held); *n of them. */
-static pds_actor **take_dirty(pds_actor_store *s, size_t *n)
+/* The open handles, referenced (store lock held); *n of them. `dirty_only`: only those the
+ * flusher must visit, their flags cleared. */
+static pds_actor **take_handles(pds_actor_store *s, bool dirty_only, size_t *n)
 {
     size_t k = 0, cap = 0;
     pds_actor **v = NULL;
     for (pds_actor *act = s->list; act; act = act->next) {
-        if (!act->dirty) {
+        if (dirty_only && !act->dirty) {
             continue;
         }
         if (k == cap) {
             cap = cap ? cap * 2 : 16;
             v = atp_xrealloc(v, cap * sizeof *v);
         }
-        act->dirty = false;
+        act->dirty = dirty_only ? false : act->dirty;
         act->refs++;
         v[k++] = act;
     }
     *n = k;
     return v;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* One account's share of a round: its sequenced commits written (NORMAL commit, under its
@@ -502,7 +494,7 @@ static bool flush_one(pds_actor_store *s, pds_actor *act)
 {
     pthread_mutex_lock(&act->lock);
     (void)flush_locked(s, act, 0, NULL);
-    int64_t now = mono_ms(), syncing = INT64_MAX;
+    int64_t now = pds_mono_ms(), syncing = INT64_MAX;
     if (now - act->synced_at >= SYNC_EVERY_MS) {
         syncing = act->unsynced_min;
         act->syncing_min = syncing;
@@ -536,7 +528,7 @@ static void flush_round(pds_actor_store *s)
 {
     size_t n;
     pthread_mutex_lock(&s->lock);
-    pds_actor **v = take_dirty(s, &n);
+    pds_actor **v = take_handles(s, true, &n);
     pthread_mutex_unlock(&s->lock);
     for (size_t i = 0; i < n; i++) {
         actor_unref_dirty(s, v[i], flush_one(s, v[i]));
@@ -580,11 +572,7 @@ int pds_actor_store_flush_all(pds_actor_store *s, atp_err *err)
     size_t n = 0;
     int rc = 0;
     pthread_mutex_lock(&s->lock);
-    pds_actor **v = NULL;
-    for (pds_actor *act = s->list; act; act = act->next) {
-        act->dirty = true; /* take_dirty takes them all */
-    }
-    v = take_dirty(s, &n);
+    pds_actor **v = take_handles(s, false, &n);
     pthread_mutex_unlock(&s->lock);
     for (size_t i = 0; i < n; i++) {
         pthread_mutex_lock(&v[i]->lock);
@@ -600,17 +588,9 @@ int pds_actor_store_flush_all(pds_actor_store *s, atp_err *err)
 int64_t pds_actor_store_min_unflushed(pds_actor_store *s)
 {
     int64_t min = INT64_MAX;
-    size_t n = 0, cap = 0;
-    pds_actor **v = NULL;
+    size_t n = 0;
     pthread_mutex_lock(&s->lock); /* referenced, then locked one by one without the store lock */
-    for (pds_actor *act = s->list; act; act = act->next) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            v = atp_xrealloc(v, cap * sizeof *v);
-        }
-        act->refs++;
-        v[n++] = act;
-    }
+    pds_actor **v = take_handles(s, false, &n);
     pthread_mutex_unlock(&s->lock);
     for (size_t i = 0; i < n; i++) {
         pthread_mutex_lock(&v[i]->lock);
@@ -1052,14 +1032,7 @@ static int sync_wal(const pds_actor_store *s, const char *did, atp_err *err)
         return rc;
     }
     memcpy(path + strlen(path), "-wal", 5);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno == ENOENT ? 0 : atp_err_set(err, ATP_EIO, 0, "open %s: %s", path,
-                                                 strerror(errno));
-    }
-    rc = fdatasync(fd) == 0 ? 0 : atp_err_set(err, ATP_EIO, 0, "fsync %s: %s", path, strerror(errno));
-    close(fd);
-    return rc;
+    return pds_sqlx_sync_file(path, err);
 }
 
 /* Writes the account's sequenced commits into its file (account lock held). FL_WAIT: first

@@ -19,6 +19,7 @@
 #include "atp/syntax.h"
 
 #include "actor_store_blob.h"
+#include "clock.h"
 #include "sqlx.h"
 
 #define GC_MAX_FILES 1024 /* temporary files examined per account per sweep (rest: next one) */
@@ -643,9 +644,7 @@ static void *gc_main(void *arg)
     pds_blobstore *bs = arg;
     pthread_mutex_lock(&bs->lock);
     while (!bs->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)bs->gc_interval;
+        struct timespec until = pds_deadline_ms(bs->gc_interval * 1000);
         while (!bs->stop && pthread_cond_timedwait(&bs->wake, &bs->lock, &until) != ETIMEDOUT) {
         }
         if (bs->stop) {

@@ -1,5 +1,6 @@
-/* pds/src/clock.h: the CLOCK_REALTIME instant `ms` milliseconds from now, the form
- * pthread_cond_timedwait takes (every periodic thread of the pds waits on one). */
+/* pds/src/clock.h: the pds's clock helpers: the CLOCK_REALTIME instant `ms` milliseconds from
+ * now, the form pthread_cond_timedwait takes (every periodic thread of the pds waits on one),
+ * and a monotonic millisecond count for intervals. */
 #ifndef PDS_CLOCK_H
 #define PDS_CLOCK_H
 
@@ -17,6 +18,13 @@ static inline struct timespec pds_deadline_ms(int64_t ms)
         t.tv_nsec -= 1000000000L;
     }
     return t;
+}
+
+static inline int64_t pds_mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 #endif

@@ -4,7 +4,6 @@
  * prepared, so a hot read costs a bind and a step, not a parse. */
 #include "db.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -12,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "atp/buf.h"
 #include "atp/log.h"
@@ -296,10 +294,8 @@ static void checkpoint_all(pds_db *db)
     }
     /* a checkpoint that did not reach the end of the WAL left the pages it copied unsynced:
      * synced here, the last round's own fsync has only its few pages to write */
-    int fd = open(db->path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fdatasync(fd);
-        close(fd);
+    if (pds_sqlx_sync_file(db->path, &err) != 0) {
+        atp_logf(ATP_LOG_WARN, "db", "%s", err.msg);
     }
     pthread_mutex_lock(&db->w.mu);
     if (atp_sqlwal_checkpoint(db->ckpt, NULL, NULL, &err) < 0) {

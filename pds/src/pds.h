@@ -136,6 +136,8 @@ ATP_NODISCARD int pds_tokens_create(pds_ctx *ctx, const char *did, pds_scope sco
 /* The repo signing key of a hosted account (k256, private; owned: atp_key_destroy).
  * ATP_ENOTFOUND if the account or its key is unknown. For the repo write path. */
 ATP_NODISCARD int pds_account_signing_key(pds_ctx *ctx, const char *did, atp_key **out);
+/* The same read from a service database directly (the write path's account cache). */
+ATP_NODISCARD int pds_account_key_read(pds_db *db, const char *did, atp_key **out);
 
 /* Deletes an account for good (deleteAccount, admin deleteAccount): its repo file, blobs,
  * tokens, app passwords and preferences; the account row; a #account event with status

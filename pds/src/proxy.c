@@ -29,6 +29,7 @@
 #include "atp/resolve.h"
 #include "atp/syntax.h"
 
+#include "clock.h"
 #include "pds.h"
 #include "proxy.h"
 #include "service_auth.h"
@@ -189,14 +190,8 @@ static void inflight_done(void)
 
 unsigned pds_proxy_drain(unsigned timeout_ms)
 {
-    struct timespec until;
+    struct timespec until = pds_deadline_ms(timeout_ms);
     unsigned left;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(timeout_ms / 1000);
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++, until.tv_nsec -= 1000000000L;
-    }
     atomic_store(&g_stop, true);
     pthread_mutex_lock(&g_mu);
     while (g_running > 0 && pthread_cond_timedwait(&g_cv, &g_mu, &until) == 0) {

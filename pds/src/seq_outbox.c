@@ -27,8 +27,8 @@
 #include "atp/log.h"
 
 #include "actor_store_int.h"
-#include "seq_event.h"
 #include "clock.h"
+#include "seq_event.h"
 #include "seq_int.h"
 #include "sqlx.h"
 

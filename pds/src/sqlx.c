@@ -2,10 +2,12 @@
 #include "sqlx.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SQLX_PATH_MAX 4096
 
@@ -107,4 +109,19 @@ int pds_sqlx_mkdir_p(const char *path, unsigned mode, atp_err *err)
         tmp[i] = c;
     }
     return 0;
+}
+
+int pds_sqlx_sync_file(const char *path, atp_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT
+                   ? 0
+                   : atp_err_set(err, ATP_EIO, 0, "open %.200s: %s", path, strerror(errno));
+    }
+    int rc = fdatasync(fd) == 0
+                 ? 0
+                 : atp_err_set(err, ATP_EIO, 0, "fsync %.200s: %s", path, strerror(errno));
+    close(fd);
+    return rc;
 }

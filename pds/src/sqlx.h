@@ -48,6 +48,10 @@ void pds_sqlx_time_ms(int64_t ms, char out[PDS_SQLX_TIME_MAX]);
 /* The wall clock now, formatted as pds_sqlx_time_ms does. */
 void pds_sqlx_time_now(char out[PDS_SQLX_TIME_MAX]);
 
+/* fdatasync of the file at `path` through a descriptor of our own (any descriptor of a file
+ * reaches its pages, whoever wrote them). A missing file has nothing to sync: 0. */
+ATP_NODISCARD int pds_sqlx_sync_file(const char *path, atp_err *err);
+
 /* mkdir -p: makes each missing component of `path` with `mode`. ATP_EINVAL for an empty path,
  * ATP_ELIMIT for one of PATH_MAX bytes or more, ATP_EIO when a mkdir fails. */
 ATP_NODISCARD int pds_sqlx_mkdir_p(const char *path, unsigned mode, atp_err *err);
